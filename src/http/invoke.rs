@@ -1,0 +1,127 @@
+//! Function invocation: `POST /` (the single function, as Nuclio's HTTP
+//! trigger serves it on any path) and `POST /functions/{name}`.
+
+use std::{sync::Arc, time::Instant};
+
+use axum::{
+    body::Body,
+    extract::{Path, Request, State},
+    http::{header, Method, StatusCode},
+    response::{IntoResponse, Response},
+};
+use bytes::Bytes;
+
+use super::AppState;
+use crate::{functions::Function, Error, Result};
+
+pub async fn invoke_named(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    request: Request,
+) -> Response {
+    let function = match state.registry() {
+        Some(registry) => registry
+            .get(&name)
+            .ok_or_else(|| Error::UnknownFunction(name.clone())),
+        None if state.expected.contains(&name) => Err(Error::NotReady(name.clone())),
+        None => Err(Error::UnknownFunction(name.clone())),
+    };
+    match function {
+        Ok(function) => run(&state, function, request).await,
+        Err(e) => e.into_response(),
+    }
+}
+
+/// Nuclio's trigger invokes the function for any method and path; CVAT uses
+/// `POST /`. A GET is answered with a hint instead of an image error.
+pub async fn invoke_default(State(state): State<AppState>, request: Request) -> Response {
+    if request.method() != Method::POST {
+        return Error::MethodNotAllowed(format!(
+            "{} {}: invoke the function with POST and a CVAT JSON body",
+            request.method(),
+            request.uri().path()
+        ))
+        .into_response();
+    }
+    let function = match state.registry() {
+        Some(registry) => registry.single().ok_or_else(|| {
+            Error::NotFound(format!(
+                "this server hosts {} functions; POST to /functions/{{name}}",
+                registry.iter().count()
+            ))
+        }),
+        None => Err(Error::NotReady(state.expected.join(", "))),
+    };
+    match function {
+        Ok(function) => run(&state, function, request).await,
+        Err(e) => e.into_response(),
+    }
+}
+
+/// Reads the body within the limit, invokes with the event timeout, and
+/// records the request metrics. Exactly one reply per accepted request.
+pub async fn run(state: &AppState, function: Arc<Function>, request: Request) -> Response {
+    let started = Instant::now();
+    let name = function.info().name.clone();
+    let result = async {
+        let body = read_body(request, state.max_body).await?;
+        let call = function.invoke(body);
+        match state.event_timeout {
+            Some(limit) => tokio::time::timeout(limit, call)
+                .await
+                .map_err(|_| Error::Timeout(limit))?,
+            None => call.await,
+        }
+    }
+    .await;
+    let response = match result {
+        Ok(json) => ([(header::CONTENT_TYPE, "application/json")], json).into_response(),
+        Err(error) => {
+            if error.status().is_server_error() {
+                tracing::warn!(function = %name, kind = error.kind(), error = %error, "invocation failed");
+            } else {
+                tracing::debug!(function = %name, kind = error.kind(), error = %error, "invocation refused");
+            }
+            error.into_response()
+        }
+    };
+    record(&name, response.status(), started);
+    response
+}
+
+async fn read_body(request: Request, limit: usize) -> Result<Bytes> {
+    let declared = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    // Refuse before reading a byte when the client announces too much.
+    if declared.is_some_and(|len| len > limit as u64) {
+        return Err(Error::BodyTooLarge { limit });
+    }
+    let body: Body = request.into_body();
+    axum::body::to_bytes(body, limit).await.map_err(|e| {
+        let too_large = std::error::Error::source(&e)
+            .is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
+        if too_large {
+            Error::BodyTooLarge { limit }
+        } else {
+            Error::InvalidJson(format!("could not read the request body: {e}"))
+        }
+    })
+}
+
+fn record(function: &str, status: StatusCode, started: Instant) {
+    let code = status.as_u16().to_string();
+    let elapsed = started.elapsed().as_secs_f64();
+    metrics::counter!("nuclio_ort_requests_total", "function" => function.to_owned(), "status" => code.clone()).increment(1);
+    metrics::histogram!("nuclio_ort_request_duration_seconds", "function" => function.to_owned(), "status" => code)
+        .record(elapsed);
+    let result = if status.is_success() {
+        "success"
+    } else {
+        "failure"
+    };
+    metrics::counter!("nuclio_processor_handled_events_total", "function" => function.to_owned(), "result" => result)
+        .increment(1);
+}

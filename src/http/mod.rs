@@ -1,0 +1,38 @@
+//! The three HTTP servers of a Nuclio function container:
+//! the trigger port (invocations and `/__internal/health`, 8080), the health
+//! port (`/live`, `/ready`, 8082) and the metrics port (`/metrics`, 8090).
+//! No response compression anywhere: the dashboard forwards CVAT's
+//! `Accept-Encoding`, and CVAT expects plain JSON.
+
+pub mod health;
+pub mod invoke;
+pub mod metrics;
+pub mod state;
+
+use axum::{
+    routing::{get, post},
+    Router,
+};
+
+pub use self::state::AppState;
+
+pub fn trigger_router(state: AppState) -> Router {
+    Router::new()
+        .route("/__internal/health", get(health::ready))
+        .route("/functions/{name}", post(invoke::invoke_named))
+        .fallback(invoke::invoke_default)
+        .with_state(state)
+}
+
+pub fn health_router(state: AppState) -> Router {
+    Router::new()
+        .route("/live", get(health::live))
+        .route("/ready", get(health::ready))
+        .with_state(state)
+}
+
+pub fn metrics_router(state: AppState) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics::render))
+        .with_state(state)
+}

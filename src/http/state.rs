@@ -1,0 +1,76 @@
+//! State shared by the HTTP handlers.
+
+use std::{
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        Arc, OnceLock,
+    },
+    time::Duration,
+};
+
+use metrics_exporter_prometheus::PrometheusHandle;
+
+use crate::functions::Registry;
+
+#[derive(Clone)]
+pub struct AppState(Arc<Inner>);
+
+pub struct Inner {
+    /// Set once every function is loaded and warmed up.
+    registry: OnceLock<Arc<Registry>>,
+    /// Set on SIGTERM: readiness goes 503 while in-flight requests finish.
+    draining: AtomicBool,
+    pub max_body: usize,
+    pub event_timeout: Option<Duration>,
+    pub metrics: PrometheusHandle,
+    /// Names of the functions being loaded, for `/ready` before the registry exists.
+    pub expected: Vec<String>,
+}
+
+impl AppState {
+    pub fn new(
+        max_body: usize,
+        event_timeout: Option<Duration>,
+        metrics: PrometheusHandle,
+        expected: Vec<String>,
+    ) -> Self {
+        Self(Arc::new(Inner {
+            registry: OnceLock::new(),
+            draining: AtomicBool::new(false),
+            max_body,
+            event_timeout,
+            metrics,
+            expected,
+        }))
+    }
+
+    pub fn registry(&self) -> Option<&Arc<Registry>> {
+        self.0.registry.get()
+    }
+
+    /// Publishes the loaded, warmed-up functions: the server becomes ready.
+    pub fn set_ready(&self, registry: Registry) {
+        let _ = self.0.registry.set(Arc::new(registry));
+        metrics::gauge!("nuclio_ort_ready").set(1.0);
+    }
+
+    pub fn is_ready(&self) -> bool {
+        self.registry().is_some() && !self.0.draining.load(Ordering::Acquire)
+    }
+
+    pub fn start_draining(&self) {
+        self.0.draining.store(true, Ordering::Release);
+        metrics::gauge!("nuclio_ort_ready").set(0.0);
+    }
+
+    pub fn is_draining(&self) -> bool {
+        self.0.draining.load(Ordering::Acquire)
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        &self.0
+    }
+}

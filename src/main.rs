@@ -1,0 +1,10 @@
+use clap::Parser;
+use nuclio_ort::config::{Cli, Command};
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Serve(args) => nuclio_ort::app::serve(*args),
+        Command::Healthcheck(args) => nuclio_ort::app::healthcheck(&args),
+    }
+}

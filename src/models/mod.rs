@@ -1,0 +1,4 @@
+//! One module per model family; each turns raw output tensors into results
+//! and knows how to validate a model of its family at startup.
+
+pub mod yolo;

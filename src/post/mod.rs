@@ -1,0 +1,6 @@
+//! Model-independent post-processing: non-maximum suppression (and, as the
+//! interactor and segmentation functions land, masks, RLE and polygons).
+
+pub mod nms;
+
+pub use self::nms::{nms, Candidate};

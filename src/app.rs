@@ -114,7 +114,9 @@ fn plan(args: &ServeArgs) -> Result<Plan, String> {
             },
             limits: DecodeLimits {
                 max_pixels: args.max_image_pixels,
+                fast_decode_min: None,
             },
+            fast_decode: args.fast_decode,
         },
     })
 }

@@ -120,6 +120,12 @@ pub struct ServeArgs {
     #[arg(long, env = "NUCLIO_ORT_MAX_QUEUE_WAIT", default_value = "10s", value_parser = humantime::parse_duration)]
     pub max_queue_wait: Duration,
 
+    /// Decode large JPEGs with libjpeg-turbo's DCT scaling (1/2, 1/4, 1/8) to the smallest
+    /// scale not below the model input, then letterbox. Much faster on 4K frames; boxes
+    /// differ slightly from Ultralytics' exact path, so it is off by default.
+    #[arg(long, env = "NUCLIO_ORT_FAST_DECODE")]
+    pub fast_decode: bool,
+
     /// Directory for TensorRT engine and timing caches (must be writable; an emptyDir in Kubernetes).
     #[arg(
         long,

@@ -32,6 +32,8 @@ pub struct DetectorSettings {
     pub queue: QueueConfig,
     pub defaults: DetectParams,
     pub limits: DecodeLimits,
+    /// Decode JPEGs at reduced DCT scale down to the model input size.
+    pub fast_decode: bool,
 }
 
 pub struct DetectorFunction {
@@ -55,6 +57,10 @@ impl DetectorFunction {
             _ => spec::rectangle_labels(&model.names),
         };
         let labels = class_labels(&model.names, &spec_labels)?;
+        let limits = DecodeLimits {
+            fast_decode_min: settings.fast_decode.then_some(model.input_size),
+            ..settings.limits
+        };
         let queue = InferenceQueue::start(session, model_info, settings.queue, &settings.name);
 
         let mut annotations = settings.config.annotations.clone();
@@ -93,7 +99,7 @@ impl DetectorFunction {
             labels: Arc::new(labels),
             queue,
             defaults: settings.defaults,
-            limits: settings.limits,
+            limits,
         })
     }
 
@@ -120,16 +126,28 @@ impl DetectorFunction {
             let image = decode_image(&bytes, limits)?;
             let decoded = Instant::now();
             let (tensor, letterbox) = model.preprocess(&image.rgb);
-            Ok((
+            Ok(Prepared {
                 tensor,
                 letterbox,
+                frame: Frame {
+                    scale: image.scale(),
+                    width: image.width as f32,
+                    height: image.height as f32,
+                },
                 threshold,
-                decoded - started,
-                decoded.elapsed(),
-            ))
+                decode_time: decoded - started,
+                preprocess_time: decoded.elapsed(),
+            })
         })
         .await?;
-        let (tensor, letterbox, threshold, decode_time, preprocess_time) = prepared;
+        let Prepared {
+            tensor,
+            letterbox,
+            frame,
+            threshold,
+            decode_time,
+            preprocess_time,
+        } = prepared;
         stage(&function, "decode", decode_time);
         stage(&function, "preprocess", preprocess_time);
 
@@ -155,7 +173,11 @@ impl DetectorFunction {
                 .into_iter()
                 .filter_map(|d| {
                     let label = labels.get(d.class)?.clone()?;
-                    Some(DetectorShape::rectangle(label, d.bbox, d.score))
+                    Some(DetectorShape::rectangle(
+                        label,
+                        frame.to_original(d.bbox),
+                        d.score,
+                    ))
                 })
                 .collect();
             serde_json::to_vec(&shapes).map_err(|e| crate::Error::Internal(e.to_string()))
@@ -163,6 +185,37 @@ impl DetectorFunction {
         .await?;
         stage(&function, "postprocess", started.elapsed());
         Ok(reply)
+    }
+}
+
+/// The output of the CPU stage of a request.
+struct Prepared {
+    tensor: ndarray::ArrayD<f32>,
+    letterbox: crate::imaging::Letterbox,
+    frame: Frame,
+    threshold: f32,
+    decode_time: std::time::Duration,
+    preprocess_time: std::time::Duration,
+}
+
+/// The original (upright) frame a decoded image stands for.
+#[derive(Debug, Clone, Copy)]
+struct Frame {
+    scale: [f32; 2],
+    width: f32,
+    height: f32,
+}
+
+impl Frame {
+    /// Decoded-image pixels → original pixels, clipped (identity unless fast-decoded).
+    fn to_original(self, b: [f32; 4]) -> [f32; 4] {
+        let [sx, sy] = self.scale;
+        [
+            (b[0] * sx).min(self.width),
+            (b[1] * sy).min(self.height),
+            (b[2] * sx).min(self.width),
+            (b[3] * sy).min(self.height),
+        ]
     }
 }
 

@@ -9,7 +9,11 @@
 
 use std::io::Cursor;
 
-use image::{DynamicImage, ImageDecoder, ImageFormat, ImageReader, Limits, RgbImage};
+use image::{
+    metadata::Orientation, DynamicImage, ImageDecoder, ImageFormat, ImageReader, Limits, RgbImage,
+};
+
+use super::jpeg;
 
 use crate::{Error, Result};
 
@@ -17,12 +21,16 @@ use crate::{Error, Result};
 pub struct DecodeLimits {
     /// Largest width × height accepted, checked on the header.
     pub max_pixels: u64,
+    /// `--fast-decode`: JPEGs may be decoded at 1/2, 1/4 or 1/8 scale as long
+    /// as both sides stay at least this `[height, width]` (the model input).
+    pub fast_decode_min: Option<[u32; 2]>,
 }
 
 impl Default for DecodeLimits {
     fn default() -> Self {
         Self {
             max_pixels: 16384 * 16384,
+            fast_decode_min: None,
         }
     }
 }
@@ -32,6 +40,29 @@ impl Default for DecodeLimits {
 pub struct DecodedImage {
     pub rgb: RgbImage,
     pub format: ImageFormat,
+    /// Size of the upright original; differs from `rgb` after fast decode.
+    pub width: u32,
+    pub height: u32,
+}
+
+impl DecodedImage {
+    fn full(rgb: RgbImage, format: ImageFormat) -> Self {
+        let (width, height) = rgb.dimensions();
+        Self {
+            rgb,
+            format,
+            width,
+            height,
+        }
+    }
+
+    /// Original pixels per decoded pixel, `[x, y]` (1 unless fast-decoded).
+    pub fn scale(&self) -> [f32; 2] {
+        [
+            self.width as f32 / self.rgb.width() as f32,
+            self.height as f32 / self.rgb.height() as f32,
+        ]
+    }
 }
 
 pub fn decode_image(bytes: &[u8], limits: DecodeLimits) -> Result<DecodedImage> {
@@ -47,6 +78,11 @@ pub fn decode_image(bytes: &[u8], limits: DecodeLimits) -> Result<DecodedImage> 
             describe_start(bytes)
         )));
     };
+    if format == ImageFormat::Jpeg {
+        if let Some(image) = decode_jpeg(bytes, limits)? {
+            return Ok(image);
+        }
+    }
     let mut reader = reader;
     let mut decoder_limits = Limits::default();
     // Decoders allocate at most the output (up to 16-bit RGBA) plus working memory.
@@ -71,17 +107,68 @@ pub fn decode_image(bytes: &[u8], limits: DecodeLimits) -> Result<DecodedImage> 
             "{format:?} image has zero width or height"
         )));
     }
-    let orientation = decoder
-        .orientation()
-        .unwrap_or(image::metadata::Orientation::NoTransforms);
+    let orientation = decoder.orientation().unwrap_or(Orientation::NoTransforms);
     let mut image = DynamicImage::from_decoder(decoder).map_err(|e| map_image_error(e, format))?;
     image.apply_orientation(orientation);
     metrics::counter!("nuclio_ort_images_decoded_total", "format" => format_name(format))
         .increment(1);
-    Ok(DecodedImage {
+    Ok(DecodedImage::full(into_rgb8(image), format))
+}
+
+fn check_size(width: u32, height: u32, format: ImageFormat, limits: DecodeLimits) -> Result<()> {
+    let pixels = u64::from(width) * u64::from(height);
+    if pixels > limits.max_pixels {
+        return Err(Error::ImageTooLarge {
+            width,
+            height,
+            pixels,
+            limit: limits.max_pixels,
+        });
+    }
+    if pixels == 0 {
+        return Err(Error::CorruptImage(format!(
+            "{format:?} image has zero width or height"
+        )));
+    }
+    Ok(())
+}
+
+/// libjpeg-turbo path; `None` for CMYK/YCCK files, which the general decoder converts.
+fn decode_jpeg(bytes: &[u8], limits: DecodeLimits) -> Result<Option<DecodedImage>> {
+    let header = jpeg::read_header(bytes)?;
+    check_size(header.width, header.height, ImageFormat::Jpeg, limits)?;
+    if header.cmyk {
+        return Ok(None);
+    }
+    let orientation = jpeg::orientation(bytes);
+    let transposed = matches!(
+        orientation,
+        Orientation::Rotate90
+            | Orientation::Rotate270
+            | Orientation::Rotate90FlipH
+            | Orientation::Rotate270FlipH
+    );
+    let scale = match limits.fast_decode_min {
+        // The minimum applies to the upright frame.
+        Some([h, w]) if transposed => jpeg::scale_for(header.width, header.height, [w, h]),
+        Some(min) => jpeg::scale_for(header.width, header.height, min),
+        None => turbojpeg::ScalingFactor::ONE,
+    };
+    let rgb = jpeg::decode(bytes, header.width, header.height, scale)?;
+    let mut image = DynamicImage::ImageRgb8(rgb);
+    image.apply_orientation(orientation);
+    let (width, height) = if transposed {
+        (header.height, header.width)
+    } else {
+        (header.width, header.height)
+    };
+    metrics::counter!("nuclio_ort_images_decoded_total", "format" => "jpg").increment(1);
+    Ok(Some(DecodedImage {
         rgb: into_rgb8(image),
-        format,
-    })
+        format: ImageFormat::Jpeg,
+        width,
+        height,
+    }))
 }
 
 /// 8-bit RGB without a copy when the image already is.
@@ -152,7 +239,14 @@ mod tests {
         let bytes = png(20, 10);
         let img = decode_image(&bytes, DecodeLimits::default()).unwrap();
         assert_eq!(img.rgb.dimensions(), (20, 10));
-        let err = decode_image(&bytes, DecodeLimits { max_pixels: 100 }).unwrap_err();
+        let err = decode_image(
+            &bytes,
+            DecodeLimits {
+                max_pixels: 100,
+                ..Default::default()
+            },
+        )
+        .unwrap_err();
         assert!(
             matches!(err, Error::ImageTooLarge { pixels: 200, .. }),
             "{err}"

@@ -3,6 +3,7 @@
 
 pub mod base64;
 pub mod decode;
+pub mod jpeg;
 pub mod letterbox;
 
 pub use self::{

@@ -28,7 +28,9 @@
 //!   training, ≈0 for clutter) is reported as `confidence`. It is compared with the
 //!   running mean of peaks on well-tracked frames: below `LOST_RATIO` of that mean
 //!   (or below `LOST_ABS`) the tracker declares the target lost/occluded and **keeps
-//!   the last box** (no jump to clutter) and does not learn; between `LOST_RATIO` and
+//!   the last box** (no jump to clutter) and does not learn; once lost, it re-acquires
+//!   only when the peak is back above `REACQUIRE_RATIO` of the mean (hysteresis, so it
+//!   does not creep towards look-alikes while the object is hidden); between `LOST_RATIO` and
 //!   `UPDATE_RATIO` it follows the peak but does not learn (so an occluder is not
 //!   learned into the model); above, it learns with rate 0.02.
 //! * **State**: the learned template `x` (9 × grid cells, u16-quantised with a global
@@ -36,14 +38,34 @@
 //!   Fourier domain for a symmetric kernel, f32 little-endian base64), plus geometry
 //!   and the confidence statistics.
 //!
-//! Why KCF rather than median-flow (pyramidal LK): median-flow needs the previous
-//! frame's patch in the state (it cannot learn an appearance model, so it drifts under
-//! the synthetic occluder and under exposure changes), and its failure detection
-//! (forward–backward error) only says *that* it failed, not where to re-find the
-//! object. The correlation filter keeps a learned, slowly adapting appearance model,
-//! is robust to the brightness ramps (normalised features), gives a natural
-//! confidence (the response peak) and costs a fixed ~1–2 ms per object. See the
-//! report in the PR for measured numbers of the alternatives (feature sets) tried.
+//! Why KCF rather than median-flow (pyramidal LK): median-flow (not implemented here,
+//! for lack of time) would need the previous frame's patch in the state, has no
+//! learned appearance model to re-find the object after an occlusion, and its failure
+//! signal (forward–backward error) says only *that* it failed. The correlation filter
+//! keeps a slowly adapting appearance model, is insensitive to the brightness ramps
+//! (normalised features), gives a natural confidence (the response peak) and costs
+//! a fixed ~3 ms per object.
+//!
+//! Measured on the synthetic sequences of [`synthetic`] (mean IoU per sequence
+//! cat / cup / person; every variant kept IoU ≥ 0.3 on 100 % of frames):
+//!
+//! | variant | cat | cup | person |
+//! |---|---|---|---|
+//! | **chosen**: HOG-lite 6 + grey + 2 chroma, 3 scales, gated updates | 0.970 | 0.972 | 0.947 |
+//! | no scale search (fixed size) | 0.730 | 0.741 | 0.738 |
+//! | grey cells only | 0.952 | 0.915 | 0.928 |
+//! | HOG-lite only | 0.964 | 0.961 | 0.941 |
+//! | without chroma | 0.972 | 0.968 | 0.950 |
+//! | 768 instead of 1024 cells (faster, 22 KB state) | 0.961 | 0.958 | 0.940 |
+//! | occluder 50 % of the width + 2x faster pan | 0.970 | 0.965 | 0.929 |
+//!
+//! Confidence gating has no measurable effect on these partial-occlusion numbers
+//! (ungated: 0.971 / 0.970 / 0.953); it implements the contract "keep the last box
+//! when confidence collapses" and is checked by the tests `keeps_last_box_when_target_disappears`
+//! and `full_occlusion_keeps_box_then_recovers` (object hidden for 6 frames: peak
+//! drops from ~0.9 to ~0.15–0.3, the box is held, and the object is re-acquired on
+//! the first frame it reappears). Colour adds little on these sequences but is kept
+//! for real footage (e.g. orange suit vs red flag).
 //!
 //! # Benchmarking
 //!
@@ -69,6 +91,8 @@ pub const STATE_VERSION: u32 = 1;
 /// grid ≤ 1296 cells → ≈ 38 KB worst case).
 pub const MAX_STATE_JSON_BYTES: usize = 64 * 1024;
 
+/// Largest coordinate accepted in a state (frames are far smaller).
+const MAX_COORD: f32 = 1.0e6;
 const CELL: usize = 4;
 const MAX_SUPERSAMPLE: usize = 2;
 const NBINS: usize = 6;
@@ -80,14 +104,19 @@ const LAMBDA: f32 = 1e-4;
 const KERNEL_SIGMA: f32 = 0.5;
 const LABEL_SIGMA_FACTOR: f32 = 0.1;
 const LEARN_RATE: f32 = 0.02;
-const SCALE_STEP: f32 = 1.0;
+const SCALE_STEP: f32 = 1.04;
 const SCALE_PENALTY: f32 = 0.985;
 const LOST_ABS: f32 = 0.12;
-const LOST_RATIO: f32 = 0.3;
+const LOST_RATIO: f32 = 0.35;
+/// While lost, the peak must reach this fraction of the running mean to re-acquire
+/// (hysteresis: a lost tracker does not creep towards look-alikes).
+const REACQUIRE_RATIO: f32 = 0.5;
 const UPDATE_RATIO: f32 = 0.55;
 const CONF_MEAN_RATE: f32 = 0.1;
 /// Grid side lengths with small prime factors (fast FFTs).
-const NICE: [usize; 20] = [8, 10, 12, 16, 18, 20, 24, 30, 32, 36, 40, 48, 50, 54, 60, 64, 72, 80, 90, 96];
+const NICE: [usize; 20] = [
+    8, 10, 12, 16, 18, 20, 24, 30, 32, 36, 40, 48, 50, 54, 60, 64, 72, 80, 90, 96,
+];
 
 /// Errors of the tracker; all are caused by the request (map to HTTP 400).
 #[derive(Debug, thiserror::Error)]
@@ -157,9 +186,9 @@ struct Model {
 
 /// Parse a JSON state as sent by CVAT (not `null`; `null` means "call [`init`]").
 pub fn parse_state(json: &serde_json::Value) -> Result<TrackerState, TrackError> {
-    let obj = json
-        .as_object()
-        .ok_or_else(|| TrackError::InvalidState(format!("expected a JSON object, got {}", json_kind(json))))?;
+    let obj = json.as_object().ok_or_else(|| {
+        TrackError::InvalidState(format!("expected a JSON object, got {}", json_kind(json)))
+    })?;
     match obj.get("v") {
         None => return Err(TrackError::InvalidState("missing format version field \"v\"".into())),
         Some(v) => match v.as_u64() {
@@ -172,8 +201,8 @@ pub fn parse_state(json: &serde_json::Value) -> Result<TrackerState, TrackError>
             None => return Err(TrackError::InvalidState(format!("field \"v\" must be an integer, got {v}"))),
         },
     }
-    let st: TrackerState =
-        serde_json::from_value(json.clone()).map_err(|e| TrackError::InvalidState(format!("malformed state: {e}")))?;
+    let st: TrackerState = serde_json::from_value(json.clone())
+        .map_err(|e| TrackError::InvalidState(format!("malformed state: {e}")))?;
     st.validate()?;
     Ok(st)
 }
@@ -199,9 +228,17 @@ impl TrackerState {
     fn decode_model(&self) -> Result<Model, TrackError> {
         let bad = |m: String| Err(TrackError::InvalidState(m));
         if self.v != STATE_VERSION {
-            return bad(format!("unsupported state version {} (expected {STATE_VERSION})", self.v));
+            return bad(format!(
+                "unsupported state version {} (expected {STATE_VERSION})",
+                self.v
+            ));
         }
-        let finite = self.center.iter().chain(&self.size).chain(&self.rect).all(|v| v.is_finite())
+        let finite = self
+            .center
+            .iter()
+            .chain(&self.size)
+            .chain(&self.rect)
+            .all(|v| v.is_finite())
             && self.confidence.is_finite()
             && self.conf_mean.is_finite();
         if !finite {
@@ -209,6 +246,17 @@ impl TrackerState {
         }
         if self.size[0] <= 0.0 || self.size[1] <= 0.0 {
             return bad(format!("target size must be positive, got {:?}", self.size));
+        }
+        if self
+            .size
+            .iter()
+            .chain(&self.center)
+            .chain(&self.rect)
+            .any(|v| v.abs() > MAX_COORD)
+        {
+            return bad(format!(
+                "center/size/rect out of range (|value| > {MAX_COORD})"
+            ));
         }
         let m = &self.model;
         let (gw, gh) = (m.grid[0] as usize, m.grid[1] as usize);
@@ -221,7 +269,11 @@ impl TrackerState {
         let n = gw * gh;
         let xb = decode_b64("model.x", &m.x)?;
         if xb.len() != NCH * n * 2 {
-            return bad(format!("model.x has {} bytes, expected {} for grid {gw}x{gh}", xb.len(), NCH * n * 2));
+            return bad(format!(
+                "model.x has {} bytes, expected {} for grid {gw}x{gh}",
+                xb.len(),
+                NCH * n * 2
+            ));
         }
         let x = xb
             .chunks_exact(2)
@@ -229,9 +281,16 @@ impl TrackerState {
             .collect();
         let ab = decode_b64("model.alphaf", &m.alphaf)?;
         if ab.len() != n * 4 {
-            return bad(format!("model.alphaf has {} bytes, expected {} for grid {gw}x{gh}", ab.len(), n * 4));
+            return bad(format!(
+                "model.alphaf has {} bytes, expected {} for grid {gw}x{gh}",
+                ab.len(),
+                n * 4
+            ));
         }
-        let alphaf: Vec<f32> = ab.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
+        let alphaf: Vec<f32> = ab
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .collect();
         if alphaf.iter().any(|v| !v.is_finite()) {
             return bad("model.alphaf contains non-finite values".into());
         }
@@ -246,8 +305,16 @@ fn decode_b64(name: &str, s: &str) -> Result<Vec<u8>, TrackError> {
 }
 
 fn encode_model(m: &Model) -> ModelState {
-    let (lo, hi) = m.x.iter().fold((f32::INFINITY, f32::NEG_INFINITY), |(a, b), &v| (a.min(v), b.max(v)));
-    let (lo, hi) = if lo.is_finite() && hi.is_finite() { (lo, hi) } else { (0.0, 0.0) };
+    let (lo, hi) =
+        m.x.iter()
+            .fold((f32::INFINITY, f32::NEG_INFINITY), |(a, b), &v| {
+                (a.min(v), b.max(v))
+            });
+    let (lo, hi) = if lo.is_finite() && hi.is_finite() {
+        (lo, hi)
+    } else {
+        (0.0, 0.0)
+    };
     let step = if hi > lo { (hi - lo) / 65535.0 } else { 1.0 };
     let mut xb = Vec::with_capacity(m.x.len() * 2);
     for &v in &m.x {
@@ -259,13 +326,21 @@ fn encode_model(m: &Model) -> ModelState {
         ab.extend_from_slice(&v.to_le_bytes());
     }
     let b64 = &base64::engine::general_purpose::STANDARD;
-    ModelState { grid: [m.gw as u32, m.gh as u32], x: b64.encode(xb), x_min: lo, x_step: step, alphaf: b64.encode(ab) }
+    ModelState {
+        grid: [m.gw as u32, m.gh as u32],
+        x: b64.encode(xb),
+        x_min: lo,
+        x_step: step,
+        alphaf: b64.encode(ab),
+    }
 }
 
 /// Validate a box against a frame and clip it. Errors name the problem.
 pub fn validate_rect(rect: [f32; 4], width: u32, height: u32) -> Result<[f32; 4], TrackError> {
     if rect.iter().any(|v| !v.is_finite()) {
-        return Err(TrackError::InvalidRect(format!("coordinates must be finite numbers, got {rect:?}")));
+        return Err(TrackError::InvalidRect(format!(
+            "coordinates must be finite numbers, got {rect:?}"
+        )));
     }
     let [x0, y0, x1, y1] = rect;
     if x1 <= x0 || y1 <= y0 {
@@ -274,19 +349,32 @@ pub fn validate_rect(rect: [f32; 4], width: u32, height: u32) -> Result<[f32; 4]
         )));
     }
     let (w, h) = (width as f32, height as f32);
-    let c = [x0.clamp(0.0, w), y0.clamp(0.0, h), x1.clamp(0.0, w), y1.clamp(0.0, h)];
+    let c = [
+        x0.clamp(0.0, w),
+        y0.clamp(0.0, h),
+        x1.clamp(0.0, w),
+        y1.clamp(0.0, h),
+    ];
     if c[2] - c[0] <= 0.0 || c[3] - c[1] <= 0.0 {
-        return Err(TrackError::InvalidRect(format!("box {rect:?} lies entirely outside the {width}x{height} frame")));
+        return Err(TrackError::InvalidRect(format!(
+            "box {rect:?} lies entirely outside the {width}x{height} frame"
+        )));
     }
     Ok(c)
 }
 
 fn check_frame(frame: &image::RgbImage) -> Result<(), TrackError> {
     if frame.width() == 0 || frame.height() == 0 {
-        return Err(TrackError::InvalidFrame(format!("empty frame {}x{}", frame.width(), frame.height())));
+        return Err(TrackError::InvalidFrame(format!(
+            "empty frame {}x{}",
+            frame.width(),
+            frame.height()
+        )));
     }
     if frame.as_raw().len() < frame.width() as usize * frame.height() as usize * 3 {
-        return Err(TrackError::InvalidFrame("frame buffer is smaller than its dimensions".into()));
+        return Err(TrackError::InvalidFrame(
+            "frame buffer is smaller than its dimensions".into(),
+        ));
     }
     Ok(())
 }
@@ -313,7 +401,11 @@ pub fn init(frame: &image::RgbImage, rect: [f32; 4]) -> Result<Tracked, TrackErr
         lost: 0,
         model: encode_model(&model),
     };
-    Ok(Tracked { rect: r, state, confidence: 1.0 })
+    Ok(Tracked {
+        rect: r,
+        state,
+        confidence: 1.0,
+    })
 }
 
 /// Track the object described by `state` into `frame`.
@@ -337,21 +429,38 @@ pub fn update(frame: &image::RgbImage, state: &TrackerState) -> Result<Tracked, 
         let (peak, dx, dy) = geo.peak(&resp);
         peaks[i] = peak;
         let score = if i == 1 { peak } else { peak * SCALE_PENALTY };
-        if best.map_or(true, |(_, b, _)| score > b) {
+        if best.is_none_or(|(_, b, _)| score > b) {
             best = Some((i, score, [dx, dy]));
         }
     }
     let (bi, _, d) = best.unwrap_or((1, 0.0, [0.0, 0.0]));
     let peak = peaks[bi];
-    let confidence = if peak.is_finite() { peak.clamp(0.0, 1.0) } else { 0.0 };
-    let reference = if st.conf_mean > 0.0 { st.conf_mean } else { confidence.max(1e-3) };
+    let confidence = if peak.is_finite() {
+        peak.clamp(0.0, 1.0)
+    } else {
+        0.0
+    };
+    let reference = if st.conf_mean > 0.0 {
+        st.conf_mean
+    } else {
+        confidence.max(1e-3)
+    };
     let ratio = confidence / reference;
 
-    if confidence < LOST_ABS || ratio < LOST_RATIO {
+    let needed = if st.lost > 0 {
+        REACQUIRE_RATIO
+    } else {
+        LOST_RATIO
+    };
+    if confidence < LOST_ABS || ratio < needed {
         // Occluded / lost: keep the last box, do not learn.
         st.lost = st.lost.saturating_add(1);
         st.confidence = confidence;
-        return Ok(Tracked { rect: st.rect, confidence, state: st });
+        return Ok(Tracked {
+            rect: st.rect,
+            confidence,
+            state: st,
+        });
     }
 
     // Continuous scale from a parabola through the three peaks (log-scale axis).
@@ -372,7 +481,10 @@ pub fn update(frame: &image::RgbImage, state: &TrackerState) -> Result<Tracked, 
     let cy = (st.center[1] + d[1] * CELL as f32 * ry * sbest).clamp(0.0, fh);
     let max_w = 4.0 * fw.max(fh);
     st.center = [cx, cy];
-    st.size = [(st.size[0] * s).clamp(1.0, max_w), (st.size[1] * s).clamp(1.0, max_w)];
+    st.size = [
+        (st.size[0] * s).clamp(1.0, max_w),
+        (st.size[1] * s).clamp(1.0, max_w),
+    ];
     let rect = clip_box(st.center, st.size, fw, fh).unwrap_or(st.rect);
     st.rect = rect;
     st.confidence = confidence;
@@ -394,12 +506,20 @@ pub fn update(frame: &image::RgbImage, state: &TrackerState) -> Result<Tracked, 
         }
         st.model = encode_model(&model);
     }
-    Ok(Tracked { rect, confidence, state: st })
+    Ok(Tracked {
+        rect,
+        confidence,
+        state: st,
+    })
 }
 
 /// Time `update` on `frame` for a box `rect`: returns the mean milliseconds per
 /// update over `iters` calls (state cloned each time; JSON not included).
-pub fn bench_update_ms(frame: &image::RgbImage, rect: [f32; 4], iters: u32) -> Result<f64, TrackError> {
+pub fn bench_update_ms(
+    frame: &image::RgbImage,
+    rect: [f32; 4],
+    iters: u32,
+) -> Result<f64, TrackError> {
     let t = init(frame, rect)?;
     let start = std::time::Instant::now();
     let mut n = 0u32;
@@ -443,9 +563,19 @@ fn grid_for(size: [f32; 2]) -> (usize, usize) {
     // Keep within the state-size bound.
     while w * h > MAX_CELLS {
         if w >= h {
-            w = NICE.iter().rev().copied().find(|&n| n < w).unwrap_or(NICE[0]);
+            w = NICE
+                .iter()
+                .rev()
+                .copied()
+                .find(|&n| n < w)
+                .unwrap_or(NICE[0]);
         } else {
-            h = NICE.iter().rev().copied().find(|&n| n < h).unwrap_or(NICE[0]);
+            h = NICE
+                .iter()
+                .rev()
+                .copied()
+                .find(|&n| n < h)
+                .unwrap_or(NICE[0]);
         }
     }
     (w, h)
@@ -471,24 +601,48 @@ impl Geometry {
     fn new(gw: usize, gh: usize) -> Geometry {
         let (fw, iw, fh, ih) = PLANNER.with(|p| {
             let mut p = p.borrow_mut();
-            (p.plan_fft_forward(gw), p.plan_fft_inverse(gw), p.plan_fft_forward(gh), p.plan_fft_inverse(gh))
+            (
+                p.plan_fft_forward(gw),
+                p.plan_fft_inverse(gw),
+                p.plan_fft_forward(gh),
+                p.plan_fft_inverse(gh),
+            )
         });
-        let hw: Vec<f32> = (0..gw).map(|i| 0.5 - 0.5 * (std::f32::consts::TAU * i as f32 / (gw - 1) as f32).cos()).collect();
-        let hh: Vec<f32> = (0..gh).map(|i| 0.5 - 0.5 * (std::f32::consts::TAU * i as f32 / (gh - 1) as f32).cos()).collect();
+        let hw: Vec<f32> = (0..gw)
+            .map(|i| 0.5 - 0.5 * (std::f32::consts::TAU * i as f32 / (gw - 1) as f32).cos())
+            .collect();
+        let hh: Vec<f32> = (0..gh)
+            .map(|i| 0.5 - 0.5 * (std::f32::consts::TAU * i as f32 / (gh - 1) as f32).cos())
+            .collect();
         let mut hann = Vec::with_capacity(gw * gh);
-        for y in 0..gh {
-            for x in 0..gw {
-                hann.push(hh[y] * hw[x]);
-            }
+        for wy in &hh {
+            hann.extend(hw.iter().map(|wx| wy * wx));
         }
-        let mut g = Geometry { gw, gh, fw, iw, fh, ih, hann, yf: Vec::new() };
+        let mut g = Geometry {
+            gw,
+            gh,
+            fw,
+            iw,
+            fh,
+            ih,
+            hann,
+            yf: Vec::new(),
+        };
         // Gaussian labels with the peak at (0, 0) (circularly wrapped).
         let sigma = ((gw * gh) as f32).sqrt() / PADDING * LABEL_SIGMA_FACTOR;
         let mut y = vec![Complex::new(0.0f32, 0.0); gw * gh];
         for r in 0..gh {
-            let dy = if r <= gh / 2 { r as f32 } else { r as f32 - gh as f32 };
+            let dy = if r <= gh / 2 {
+                r as f32
+            } else {
+                r as f32 - gh as f32
+            };
             for c in 0..gw {
-                let dx = if c <= gw / 2 { c as f32 } else { c as f32 - gw as f32 };
+                let dx = if c <= gw / 2 {
+                    c as f32
+                } else {
+                    c as f32 - gw as f32
+                };
                 y[r * gw + c].re = (-0.5 * (dx * dx + dy * dy) / (sigma * sigma)).exp();
             }
         }
@@ -499,19 +653,30 @@ impl Geometry {
 
     /// Frame px per template px, per axis, for a target of `size` at scale 1.
     fn ratio(&self, size: [f32; 2]) -> (f32, f32) {
-        (size[0] * PADDING / (self.gw * CELL) as f32, size[1] * PADDING / (self.gh * CELL) as f32)
+        (
+            size[0] * PADDING / (self.gw * CELL) as f32,
+            size[1] * PADDING / (self.gh * CELL) as f32,
+        )
     }
 
     fn fft2(&self, data: &mut [Complex<f32>], inverse: bool) {
         let (w, h) = (self.gw, self.gh);
-        if inverse { self.iw.process(data) } else { self.fw.process(data) }
+        if inverse {
+            self.iw.process(data)
+        } else {
+            self.fw.process(data)
+        }
         let mut t = vec![Complex::new(0.0, 0.0); w * h];
         for r in 0..h {
             for c in 0..w {
                 t[c * h + r] = data[r * w + c];
             }
         }
-        if inverse { self.ih.process(&mut t) } else { self.fh.process(&mut t) }
+        if inverse {
+            self.ih.process(&mut t)
+        } else {
+            self.fh.process(&mut t)
+        }
         let norm = if inverse { 1.0 / (w * h) as f32 } else { 1.0 };
         for r in 0..h {
             for c in 0..w {
@@ -530,7 +695,13 @@ impl Geometry {
     }
 
     /// Gaussian kernel correlation k̂ between spectra `af` and `bf` (spatial norms `aa`, `bb`).
-    fn kernel_corr(&self, af: &[Complex<f32>], aa: f32, bf: &[Complex<f32>], bb: f32) -> Vec<Complex<f32>> {
+    fn kernel_corr(
+        &self,
+        af: &[Complex<f32>],
+        aa: f32,
+        bf: &[Complex<f32>],
+        bb: f32,
+    ) -> Vec<Complex<f32>> {
         let n = self.gw * self.gh;
         let mut acc = vec![Complex::new(0.0f32, 0.0); n];
         for (ca, cb) in af.chunks_exact(n).zip(bf.chunks_exact(n)) {
@@ -553,7 +724,10 @@ impl Geometry {
         let xf = self.fft_channels(x);
         let xx = sq_norm(x);
         let kf = self.kernel_corr(&xf, xx, &xf, xx);
-        kf.iter().zip(&self.yf).map(|(k, y)| y / (k.re + LAMBDA)).collect()
+        kf.iter()
+            .zip(&self.yf)
+            .map(|(k, y)| y / (k.re + LAMBDA))
+            .collect()
     }
 
     /// Response map for sample `z` against the model.
@@ -586,18 +760,34 @@ impl Geometry {
         let at = |rr: usize, cc: usize| resp[rr * w + cc];
         let sub = |l: f32, m: f32, rt: f32| {
             let d = l - 2.0 * m + rt;
-            if d < -1e-9 { (0.5 * (l - rt) / d).clamp(-0.5, 0.5) } else { 0.0 }
+            if d < -1e-9 {
+                (0.5 * (l - rt) / d).clamp(-0.5, 0.5)
+            } else {
+                0.0
+            }
         };
         let ox = sub(at(r, (c + w - 1) % w), bv, at(r, (c + 1) % w));
         let oy = sub(at((r + h - 1) % h, c), bv, at((r + 1) % h, c));
-        let wrap = |i: usize, n: usize| if i > n / 2 { i as f32 - n as f32 } else { i as f32 };
+        let wrap = |i: usize, n: usize| {
+            if i > n / 2 {
+                i as f32 - n as f32
+            } else {
+                i as f32
+            }
+        };
         (bv, wrap(c, w) + ox, wrap(r, h) + oy)
     }
 }
 
 /// Sample the window (target `size` x PADDING x `scale`, centred at `center`) into the
 /// fixed template (grid x CELL px, planar RGB in [0,1]) and compute features.
-fn extract(frame: &image::RgbImage, center: [f32; 2], size: [f32; 2], scale: f32, geo: &Geometry) -> Vec<f32> {
+fn extract(
+    frame: &image::RgbImage,
+    center: [f32; 2],
+    size: [f32; 2],
+    scale: f32,
+    geo: &Geometry,
+) -> Vec<f32> {
     let (tw, th) = (geo.gw * CELL, geo.gh * CELL);
     let (rx, ry) = geo.ratio(size);
     let (rx, ry) = (rx * scale, ry * scale);
@@ -619,7 +809,9 @@ fn extract(frame: &image::RgbImage, center: [f32; 2], size: [f32; 2], scale: f32
         }
     }
     let bilinear = kx == 1 && ky == 1;
+    let mut acc = vec![0u32; if bilinear { 0 } else { 3 * tw }];
     for v in 0..th {
+        acc.fill(0);
         for b in 0..ky {
             let yf = y0 + (v as f32 + (b as f32 + 0.5) / ky as f32) * ry;
             if bilinear {
@@ -642,18 +834,21 @@ fn extract(frame: &image::RgbImage, center: [f32; 2], size: [f32; 2], scale: f32
             } else {
                 let yi = (yf.max(0.0) as usize).min(fh - 1);
                 let row = &src[yi * fw * 3..(yi + 1) * fw * 3];
-                for u in 0..tw {
-                    let (mut r, mut g, mut bl) = (0u32, 0u32, 0u32);
+                for (u, acc) in acc.chunks_exact_mut(3).enumerate() {
                     for &xi in &cols[u * kx..(u + 1) * kx] {
-                        r += row[xi * 3] as u32;
-                        g += row[xi * 3 + 1] as u32;
-                        bl += row[xi * 3 + 2] as u32;
+                        acc[0] += row[xi * 3] as u32;
+                        acc[1] += row[xi * 3 + 1] as u32;
+                        acc[2] += row[xi * 3 + 2] as u32;
                     }
-                    let o = v * tw + u;
-                    patch[o] += r as f32 * inv;
-                    patch[plane + o] += g as f32 * inv;
-                    patch[2 * plane + o] += bl as f32 * inv;
                 }
+            }
+        }
+        if !bilinear {
+            for (u, a) in acc.chunks_exact(3).enumerate() {
+                let o = v * tw + u;
+                patch[o] = a[0] as f32 * inv;
+                patch[plane + o] = a[1] as f32 * inv;
+                patch[2 * plane + o] = a[2] as f32 * inv;
             }
         }
     }
@@ -681,8 +876,14 @@ fn features(patch: &[f32], tw: usize, th: usize, geo: &Geometry) -> Vec<f32> {
     let (gw, gh) = (geo.gw, geo.gh);
     let n = gw * gh;
     let plane = tw * th;
-    let (pr, pg, pb) = (&patch[..plane], &patch[plane..2 * plane], &patch[2 * plane..3 * plane]);
-    let gray: Vec<f32> = (0..plane).map(|i| (pr[i] + pg[i] + pb[i]) * (1.0 / 3.0)).collect();
+    let (pr, pg, pb) = (
+        &patch[..plane],
+        &patch[plane..2 * plane],
+        &patch[2 * plane..3 * plane],
+    );
+    let gray: Vec<f32> = (0..plane)
+        .map(|i| (pr[i] + pg[i] + pb[i]) * (1.0 / 3.0))
+        .collect();
     let mut hist = vec![0f32; NBINS * n];
     let mut cg = vec![0f32; n];
     let mut cr = vec![0f32; n];
@@ -709,10 +910,9 @@ fn features(patch: &[f32], tw: usize, th: usize, geo: &Geometry) -> Vec<f32> {
                 hist[b1 * n + cell] += mag * frac;
             }
             let i = y * tw + x;
-            let s = pr[i] + pg[i] + pb[i] + 0.03;
             cg[cell] += gray[i];
-            cr[cell] += pr[i] / s;
-            cgr[cell] += pg[i] / s;
+            cr[cell] += pr[i];
+            cgr[cell] += pg[i];
         }
     }
     let area = (CELL * CELL) as f32;
@@ -748,8 +948,10 @@ fn features(patch: &[f32], tw: usize, th: usize, geo: &Geometry) -> Vec<f32> {
     let istd = 1.0 / (var.sqrt() + 0.02 * area);
     for i in 0..n {
         out[NBINS * n + i] = (cg[i] - mean) * istd * 0.5;
-        out[(NBINS + 1) * n + i] = (cr[i] / area - 1.0 / 3.0) * 3.0;
-        out[(NBINS + 2) * n + i] = (cgr[i] / area - 1.0 / 3.0) * 3.0;
+        // Chromaticity of the cell's mean colour (gain invariant).
+        let sum = 3.0 * cg[i] + 0.03 * area;
+        out[(NBINS + 1) * n + i] = (cr[i] / sum - 1.0 / 3.0) * 3.0;
+        out[(NBINS + 2) * n + i] = (cgr[i] / sum - 1.0 / 3.0) * 3.0;
     }
     for ch in out.chunks_exact_mut(n) {
         for (v, w) in ch.iter_mut().zip(&geo.hann) {

@@ -75,11 +75,29 @@ struct Spec {
 
 const SPECS: [Spec; 3] = [
     // chelsea.png 451x300: the cat's face (eyes, nose, mouth).
-    Spec { name: "chelsea-cat", file: "chelsea.png", object: [95.0, 30.0, 375.0, 290.0], base_scale: 1.25, phase: 0.0 },
+    Spec {
+        name: "chelsea-cat",
+        file: "chelsea.png",
+        object: [95.0, 30.0, 375.0, 290.0],
+        base_scale: 1.25,
+        phase: 0.0,
+    },
     // coffee.png 600x400: the cup with its handle (not the saucer).
-    Spec { name: "coffee-cup", file: "coffee.png", object: [170.0, 16.0, 410.0, 310.0], base_scale: 1.1, phase: 1.3 },
+    Spec {
+        name: "coffee-cup",
+        file: "coffee.png",
+        object: [170.0, 16.0, 410.0, 310.0],
+        base_scale: 1.1,
+        phase: 1.3,
+    },
     // astronaut.png 512x512: the person (head to the bottom edge, without the helmet on the right).
-    Spec { name: "astronaut-person", file: "astronaut.png", object: [20.0, 14.0, 365.0, 512.0], base_scale: 0.8, phase: 2.6 },
+    Spec {
+        name: "astronaut-person",
+        file: "astronaut.png",
+        object: [20.0, 14.0, 365.0, 512.0],
+        base_scale: 0.8,
+        phase: 2.6,
+    },
 ];
 
 /// Generate the three standard sequences from `shared_images_dir` (the folder holding
@@ -90,7 +108,10 @@ pub fn sequences(shared_images_dir: &Path) -> Result<Vec<Sequence>, SyntheticErr
         .map(|spec| {
             let path = shared_images_dir.join(spec.file);
             let photo = image::open(&path)
-                .map_err(|source| SyntheticError::Image { path: path.display().to_string(), source })?
+                .map_err(|source| SyntheticError::Image {
+                    path: path.display().to_string(),
+                    source,
+                })?
                 .to_rgb8();
             Ok(Sequence::new(spec, photo))
         })
@@ -108,8 +129,10 @@ impl Sequence {
             let ph = t as f32 / (LEN - 1) as f32;
             let zoom = 1.3f32.powf((tau * ph).sin());
             let cam = Camera {
-                px: FRAME_W as f32 / 2.0 + 280.0 * (tau * ph + spec.phase).sin() - 280.0 * spec.phase.sin(),
-                py: FRAME_H as f32 / 2.0 + 100.0 * (1.5 * tau * ph + spec.phase).sin() - 100.0 * spec.phase.sin(),
+                px: FRAME_W as f32 / 2.0 + 280.0 * (tau * ph + spec.phase).sin()
+                    - 280.0 * spec.phase.sin(),
+                py: FRAME_H as f32 / 2.0 + 100.0 * (1.5 * tau * ph + spec.phase).sin()
+                    - 100.0 * spec.phase.sin(),
                 scale: spec.base_scale * zoom,
                 gain: 1.0 + 0.3 * (2.0 * tau * ph + 1.0 + spec.phase).sin(),
                 offset: 12.0 * (tau * ph * 0.7 + spec.phase).cos(),
@@ -154,7 +177,8 @@ impl Sequence {
         let bar = if (OCCLUSION_FRAMES.0..=OCCLUSION_FRAMES.1).contains(&i) {
             let [bx0, _, bx1, _] = self.truth[i];
             let bw = 0.3 * (bx1 - bx0);
-            let f = (i - OCCLUSION_FRAMES.0) as f32 / (OCCLUSION_FRAMES.1 - OCCLUSION_FRAMES.0) as f32;
+            let f =
+                (i - OCCLUSION_FRAMES.0) as f32 / (OCCLUSION_FRAMES.1 - OCCLUSION_FRAMES.0) as f32;
             let start = bx0 - bw + (bx1 - bx0 + bw) * f;
             Some((start, start + bw))
         } else {

@@ -12,7 +12,10 @@ fn shared_dir() -> Option<PathBuf> {
     if dir.join("images").join("chelsea.png").is_file() {
         return Some(dir);
     }
-    let msg = format!("shared test data not found at {} (set NUCLIO_ORT_TEST_DATA)", dir.display());
+    let msg = format!(
+        "shared test data not found at {} (set NUCLIO_ORT_TEST_DATA)",
+        dir.display()
+    );
     if std::env::var("CI").map(|v| v == "true").unwrap_or(false) {
         panic!("{msg}");
     }
@@ -25,7 +28,11 @@ fn iou(a: [f32; 4], b: [f32; 4]) -> f32 {
     let ih = (a[3].min(b[3]) - a[1].max(b[1])).max(0.0);
     let inter = iw * ih;
     let ua = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter;
-    if ua > 0.0 { inter / ua } else { 0.0 }
+    if ua > 0.0 {
+        inter / ua
+    } else {
+        0.0
+    }
 }
 
 struct SeqResult {
@@ -54,7 +61,11 @@ fn run(seq: &synthetic::Sequence) -> SeqResult {
         ious.push(iou(r.rect, seq.truth[i]));
         confs.push(r.confidence);
     }
-    SeqResult { ious, confs, max_state_bytes }
+    SeqResult {
+        ious,
+        confs,
+        max_state_bytes,
+    }
 }
 
 #[test]
@@ -63,7 +74,10 @@ fn synthetic_sequences_accuracy() {
     let seqs = synthetic::sequences(&dir.join("images")).expect("sequences");
     assert!(seqs.len() >= 3);
     let mut failures = Vec::new();
-    println!("{:<18} {:>8} {:>10} {:>8} {:>9} {:>11}", "sequence", "meanIoU", "%IoU>=0.3", "minIoU", "minConf", "stateBytes");
+    println!(
+        "{:<18} {:>8} {:>10} {:>8} {:>9} {:>11}",
+        "sequence", "meanIoU", "%IoU>=0.3", "minIoU", "minConf", "stateBytes"
+    );
     for seq in &seqs {
         let r = run(seq);
         let n = r.ious.len() as f32;
@@ -71,18 +85,37 @@ fn synthetic_sequences_accuracy() {
         let ok = r.ious.iter().filter(|&&v| v >= 0.3).count() as f32 / n;
         let min = r.ious.iter().copied().fold(1.0f32, f32::min);
         let minc = r.confs.iter().copied().fold(1.0f32, f32::min);
-        println!("{:<18} {:>8.3} {:>9.1}% {:>8.3} {:>9.3} {:>11}", seq.name, mean, ok * 100.0, min, minc, r.max_state_bytes);
+        println!(
+            "{:<18} {:>8.3} {:>9.1}% {:>8.3} {:>9.3} {:>11}",
+            seq.name,
+            mean,
+            ok * 100.0,
+            min,
+            minc,
+            r.max_state_bytes
+        );
         if std::env::var_os("TRACKER_TRACE").is_some() {
             for (i, (v, c)) in r.ious.iter().zip(&r.confs).enumerate() {
                 println!("  {i:>2} iou {v:.3} conf {c:.3}");
             }
         }
-        assert!(r.max_state_bytes < MAX_STATE_JSON_BYTES, "{}: state too large", seq.name);
+        assert!(
+            r.max_state_bytes < MAX_STATE_JSON_BYTES,
+            "{}: state too large",
+            seq.name
+        );
         if mean < 0.75 || ok < 0.95 {
-            failures.push(format!("{}: mean IoU {mean:.3}, {:.1}% frames >= 0.3", seq.name, ok * 100.0));
+            failures.push(format!(
+                "{}: mean IoU {mean:.3}, {:.1}% frames >= 0.3",
+                seq.name,
+                ok * 100.0
+            ));
         }
     }
-    assert!(failures.is_empty(), "tracking below thresholds: {failures:?}");
+    assert!(
+        failures.is_empty(),
+        "tracking below thresholds: {failures:?}"
+    );
 }
 
 fn textured_frame(w: u32, h: u32) -> image::RgbImage {
@@ -104,7 +137,12 @@ fn init_returns_box_and_state_roundtrips() {
     // Static scene: the box stays put.
     let r = update(&f, &back).unwrap();
     for k in 0..4 {
-        assert!((r.rect[k] - t.rect[k]).abs() < 2.0, "{:?} vs {:?}", r.rect, t.rect);
+        assert!(
+            (r.rect[k] - t.rect[k]).abs() < 2.0,
+            "{:?} vs {:?}",
+            r.rect,
+            t.rect
+        );
     }
     assert!(r.confidence > 0.5, "confidence {}", r.confidence);
 }
@@ -123,7 +161,10 @@ fn invalid_rects_are_rejected_with_clear_errors() {
     let t = init(&f, [-10.0, -10.0, 30.0, 30.0]).unwrap();
     assert_eq!(t.rect, [0.0, 0.0, 30.0, 30.0]);
     let empty = image::RgbImage::new(0, 0);
-    assert!(matches!(init(&empty, [0.0, 0.0, 1.0, 1.0]), Err(TrackError::InvalidFrame(_))));
+    assert!(matches!(
+        init(&empty, [0.0, 0.0, 1.0, 1.0]),
+        Err(TrackError::InvalidFrame(_))
+    ));
 }
 
 #[test]
@@ -131,7 +172,12 @@ fn corrupt_states_are_rejected_with_clear_errors() {
     let f = textured_frame(200, 150);
     let t = init(&f, [20.0, 20.0, 80.0, 60.0]).unwrap();
     let good = serde_json::to_value(&t.state).unwrap();
-    let err = |v: serde_json::Value| parse_state(&v).err().map(|e| e.to_string()).unwrap_or_default();
+    let err = |v: serde_json::Value| {
+        parse_state(&v)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default()
+    };
     assert!(err(serde_json::json!(null)).contains("object"));
     assert!(err(serde_json::json!("abc")).contains("object"));
     let mut v = good.clone();
@@ -172,14 +218,18 @@ fn odd_geometries_never_panic_and_stay_small() {
         [0.0, 0.0, 1.0, 1.0],
         [0.2, 0.3, 0.4, 0.5],
         [0.0, 0.0, 640.0, 360.0],
-        [0.0, 100.0, 640.0, 110.0],  // very wide
-        [300.0, 0.0, 302.0, 360.0],  // very tall
-        [-1e6, -1e6, 1e6, 1e6],      // huge, clipped
+        [0.0, 100.0, 640.0, 110.0],   // very wide
+        [300.0, 0.0, 302.0, 360.0],   // very tall
+        [-1e6, -1e6, 1e6, 1e6],       // huge, clipped
         [600.0, 300.0, 700.0, 400.0], // corner, clipped
     ] {
         let t = init(&f, rect).unwrap();
         let json = serde_json::to_string(&t.state).unwrap();
-        assert!(json.len() < MAX_STATE_JSON_BYTES, "{rect:?}: {} bytes", json.len());
+        assert!(
+            json.len() < MAX_STATE_JSON_BYTES,
+            "{rect:?}: {} bytes",
+            json.len()
+        );
         let mut st = t.state;
         for _ in 0..3 {
             st = update(&f, &st).unwrap().state;
@@ -222,7 +272,9 @@ fn keeps_last_box_when_target_disappears() {
 #[ignore]
 fn timing_1080p() {
     let Some(dir) = shared_dir() else { return };
-    let frame = image::open(dir.join("images").join("scene-1080p.jpg")).unwrap().to_rgb8();
+    let frame = image::open(dir.join("images").join("scene-1080p.jpg"))
+        .unwrap()
+        .to_rgb8();
     assert_eq!((frame.width(), frame.height()), (1920, 1080));
     for (name, rect) in [
         ("small 60x80", [900.0, 500.0, 960.0, 580.0]),
@@ -239,5 +291,58 @@ fn timing_1080p() {
         }
         let ms_json = start.elapsed().as_secs_f64() * 1000.0 / 200.0;
         println!("{name}: update {ms:.2} ms, with JSON round trip {ms_json:.2} ms");
+    }
+}
+
+/// The object is fully hidden (grey box over its ground truth, the rest of the scene —
+/// including mirrored look-alikes — stays visible) for 6 frames: the tracker must
+/// report low confidence, keep the last box instead of jumping to a look-alike, and
+/// re-acquire the object when it reappears.
+#[test]
+fn full_occlusion_keeps_box_then_recovers() {
+    let Some(dir) = shared_dir() else { return };
+    let seqs = synthetic::sequences(&dir.join("images")).unwrap();
+    for seq in &seqs {
+        let mut st = init(&seq.frame(0), seq.truth[0]).unwrap().state;
+        let (occ0, occ1) = (8usize, 13usize);
+        let mut last_good = st.rect;
+        let mut report = Vec::new();
+        for i in 1..20 {
+            let mut f = seq.frame(i);
+            if (occ0..=occ1).contains(&i) {
+                let [x0, y0, x1, y1] = seq.truth[i];
+                let (mx, my) = (0.05 * (x1 - x0), 0.05 * (y1 - y0));
+                for y in (y0 - my).max(0.0) as u32..((y1 + my) as u32).min(f.height()) {
+                    for x in (x0 - mx).max(0.0) as u32..((x1 + mx) as u32).min(f.width()) {
+                        f.put_pixel(x, y, image::Rgb([128, 128, 128]));
+                    }
+                }
+            }
+            let json = serde_json::to_string(&st).unwrap();
+            let r = update(
+                &f,
+                &parse_state(&serde_json::from_str(&json).unwrap()).unwrap(),
+            )
+            .unwrap();
+            let v = iou(r.rect, seq.truth[i]);
+            report.push(format!(
+                "{i}: iou {v:.2} conf {:.2} lost {}",
+                r.confidence, r.state.lost
+            ));
+            if i < occ0 {
+                last_good = r.rect;
+            } else if i <= occ1 {
+                // Must not wander off: stays on (or very near) the last good box.
+                assert!(
+                    iou(r.rect, last_good) > 0.7,
+                    "{}: drifted during occlusion: {report:?}",
+                    seq.name
+                );
+            } else if i >= occ1 + 3 {
+                assert!(v > 0.5, "{}: not re-acquired: {report:?}", seq.name);
+            }
+            st = r.state;
+        }
+        println!("{}: {}", seq.name, report.join(" | "));
     }
 }

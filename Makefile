@@ -1,0 +1,53 @@
+# One entry point for people and CI. `make serve` and `make test` work on a
+# fresh machine with cargo and python3: they install ONNX Runtime (PyPI wheel)
+# and the reference tooling into .venv first.
+
+SHELL := /bin/bash
+VENV ?= .venv
+PYTHON := $(VENV)/bin/python
+export NUCLIO_ORT_TEST_DATA ?= ../shared
+MODEL ?= $(NUCLIO_ORT_TEST_DATA)/models/yolo11n-coco-640.onnx
+LISTEN ?= 0.0.0.0:8080
+SERVE_ARGS ?=
+
+.PHONY: setup build serve test lint fmt goldens fixtures bench clean
+
+## setup: install ONNX Runtime (libonnxruntime from the `onnxruntime` wheel) and the test tooling into .venv
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: requirements.txt
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet -r requirements.txt
+	@touch $@
+
+## build: release binary at target/release/nuclio-ort
+build:
+	cargo build --release --locked
+
+## serve: set up, build and serve MODEL (default: the shared YOLO11n 640 model) on LISTEN
+serve: setup build
+	./target/release/nuclio-ort serve --model "$(MODEL)" --listen "$(LISTEN)" $(SERVE_ARGS)
+
+## test: set up, then run every test (unit, integration, parity, contract) and the lints
+test: setup lint
+	cargo test --locked --all-targets
+
+## lint: formatting and clippy, warnings are errors
+lint:
+	cargo fmt --all -- --check
+	cargo clippy --locked --all-targets -- -D warnings
+
+fmt:
+	cargo fmt --all
+
+## goldens: regenerate the YOLO parity goldens with the Python reference
+goldens: setup
+	$(PYTHON) reference/make_goldens.py
+
+## fixtures: regenerate the SAM ONNX fixtures
+fixtures: setup
+	$(PYTHON) scripts/gen_sam_fixtures.py
+
+clean:
+	cargo clean
+	rm -rf $(VENV)

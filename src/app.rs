@@ -19,9 +19,17 @@ use tokio::{net::TcpListener, sync::watch};
 
 use crate::{
     config::{HealthcheckArgs, ServeArgs},
-    contract::function_config::{FunctionConfig, NUCLIO_PROCESSOR_CONFIG},
-    engine::{device::ProviderOptions, session::SessionOptions, QueueConfig},
-    functions::{detector::DetectorSettings, DetectorFunction, Function, Registry},
+    contract::{
+        function_config::{FunctionConfig, NUCLIO_PROCESSOR_CONFIG},
+        functions_file,
+    },
+    engine::{device::ProviderOptions, session::SessionOptions, ModelPool, QueueConfig},
+    functions::{
+        detector::DetectorSettings,
+        interactor::{InteractorSettings, BROWSER_DECODER_NAME},
+        tracker::TrackerSettings,
+        DetectorFunction, Function, InteractorFunction, Registry, TrackerFunction,
+    },
     http::{self, AppState},
     imaging::DecodeLimits,
     models::yolo::detect::DetectParams,
@@ -49,14 +57,43 @@ fn fail(message: &str) -> ExitCode {
     ExitCode::FAILURE
 }
 
+/// One function to load, with everything it needs.
+#[derive(Debug, Clone)]
+pub enum FunctionPlan {
+    Detector(DetectorSettings),
+    Interactor(InteractorSettings),
+    Tracker(TrackerSettings),
+}
+
+impl FunctionPlan {
+    pub fn name(&self) -> &str {
+        match self {
+            FunctionPlan::Detector(s) => &s.name,
+            FunctionPlan::Interactor(s) => &s.name,
+            FunctionPlan::Tracker(s) => &s.name,
+        }
+    }
+}
+
 /// The resolved plan for this process, before anything heavy happens.
-struct Plan {
-    detector: DetectorSettings,
-    max_body: usize,
-    event_timeout: Option<Duration>,
+pub struct Plan {
+    pub functions: Vec<FunctionPlan>,
+    pub session: SessionOptions,
+    pub max_body: usize,
+    pub event_timeout: Option<Duration>,
+}
+
+/// Settings every function kind shares, from the command line.
+pub struct Common {
+    pub queue: QueueConfig,
+    pub detect: DetectParams,
+    pub limits: DecodeLimits,
 }
 
 fn plan(args: &ServeArgs) -> Result<Plan, String> {
+    if !(0.0..=1.0).contains(&args.threshold) || !(0.0..=1.0).contains(&args.iou) {
+        return Err("--threshold and --iou must be within [0, 1]".into());
+    }
     let config_path = args
         .function_config
         .clone()
@@ -65,60 +102,128 @@ fn plan(args: &ServeArgs) -> Result<Plan, String> {
         Some(path) => FunctionConfig::load(path)?,
         None => FunctionConfig::default(),
     };
-    let model = args.model.clone().ok_or(
-        "nothing to serve: pass --model PATH (or set NUCLIO_ORT_MODEL) with a YOLO ONNX model",
-    )?;
-    let name = args
-        .name
-        .clone()
-        .or_else(|| config.name.clone())
-        .unwrap_or_else(|| model_stem(&model));
-    if !(0.0..=1.0).contains(&args.threshold) || !(0.0..=1.0).contains(&args.iou) {
-        return Err("--threshold and --iou must be within [0, 1]".into());
-    }
     let cores = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1);
     let max_batch = args.max_batch.unwrap_or(16).max(1);
-    let session = SessionOptions {
-        device: args.device,
-        intra_threads: args.threads,
-        providers: ProviderOptions {
-            fp32_model: true,
-            trt_cache_dir: args.trt_cache_dir.clone(),
-            trt_profile: None,
-            gpu_mem_limit: None,
+    let common = Common {
+        queue: QueueConfig {
+            max_batch,
+            max_delay: args.max_queue_delay,
+            max_queue: args.max_queue.unwrap_or((4 * max_batch).max(2 * cores)),
+            max_wait: args.max_queue_wait,
+        },
+        detect: DetectParams {
+            threshold: args.threshold,
+            iou: args.iou,
+            max_det: args.max_det,
+        },
+        limits: DecodeLimits {
+            max_pixels: args.max_image_pixels,
+            fast_decode_min: None,
         },
     };
+    let functions = match &args.functions {
+        Some(path) => functions_file::load(path, &common, args)?,
+        None => single_process_functions(args, &config, &common)?,
+    };
+    if functions.is_empty() {
+        return Err("nothing to serve: pass --model PATH (YOLO detector), --sam-encoder PATH (SAM interactor), \
+                    --tracker builtin, or --functions FILE"
+            .into());
+    }
+    let mut names = std::collections::HashSet::new();
+    for f in &functions {
+        if !names.insert(f.name().to_owned()) {
+            return Err(format!(
+                "two functions are named `{}`; give them distinct names",
+                f.name()
+            ));
+        }
+    }
     Ok(Plan {
+        functions,
+        session: SessionOptions {
+            device: args.device,
+            intra_threads: args.threads,
+            providers: ProviderOptions {
+                fp32_model: true,
+                trt_cache_dir: args.trt_cache_dir.clone(),
+                trt_profile: None,
+                gpu_mem_limit: None,
+            },
+        },
         max_body: args
             .max_body_size
             .or(config.max_request_body_size)
             .unwrap_or(ServeArgs::DEFAULT_MAX_BODY),
         event_timeout: args.event_timeout.or(config.event_timeout),
-        detector: DetectorSettings {
-            name,
-            model,
-            config,
-            session,
-            queue: QueueConfig {
-                max_batch,
-                max_delay: args.max_queue_delay,
-                max_queue: args.max_queue.unwrap_or((4 * max_batch).max(2 * cores)),
-                max_wait: args.max_queue_wait,
-            },
-            defaults: DetectParams {
-                threshold: args.threshold,
-                iou: args.iou,
-                max_det: args.max_det,
-            },
-            limits: DecodeLimits {
-                max_pixels: args.max_image_pixels,
-                fast_decode_min: None,
-            },
-            fast_decode: args.fast_decode,
-        },
     })
+}
+
+/// The functions named by `--model`, `--sam-encoder` and `--tracker`. With
+/// exactly one, `--name` and the function config apply to it.
+fn single_process_functions(
+    args: &ServeArgs,
+    config: &FunctionConfig,
+    common: &Common,
+) -> Result<Vec<FunctionPlan>, String> {
+    let mut functions = Vec::new();
+    if let Some(model) = &args.model {
+        functions.push(FunctionPlan::Detector(DetectorSettings {
+            name: model_stem(model),
+            model: model.clone(),
+            config: FunctionConfig::default(),
+            queue: common.queue,
+            defaults: common.detect,
+            limits: common.limits,
+            fast_decode: args.fast_decode,
+        }));
+    }
+    if let Some(encoder) = &args.sam_encoder {
+        functions.push(FunctionPlan::Interactor(InteractorSettings {
+            name: match args.sam_decoder {
+                None => BROWSER_DECODER_NAME.into(),
+                Some(_) => format!("{}-interactor", model_stem(encoder)),
+            },
+            config: FunctionConfig::default(),
+            limits: common.limits,
+            encoder: encoder.clone(),
+            decoder: args.sam_decoder.clone(),
+            cache_entries: args.sam_cache_entries,
+            cache_bytes: args.sam_cache_bytes,
+        }));
+    }
+    if args.tracker.is_some() || args.tracker_model.is_some() {
+        functions.push(FunctionPlan::Tracker(TrackerSettings {
+            name: "nuclio-ort-tracker".into(),
+            config: FunctionConfig::default(),
+            limits: common.limits,
+            model: args.tracker_model.clone(),
+        }));
+    }
+    if let [only] = functions.as_mut_slice() {
+        let name = args.name.clone().or_else(|| config.name.clone());
+        match only {
+            FunctionPlan::Detector(s) => {
+                s.config = config.clone();
+                s.name = name.unwrap_or_else(|| s.name.clone());
+            }
+            FunctionPlan::Interactor(s) => {
+                s.config = config.clone();
+                s.name = name.unwrap_or_else(|| s.name.clone());
+            }
+            FunctionPlan::Tracker(s) => {
+                s.config = config.clone();
+                s.name = name.unwrap_or_else(|| s.name.clone());
+            }
+        }
+    } else if args.name.is_some() {
+        return Err(
+            "--name names one function, but several are configured; use --functions FILE".into(),
+        );
+    }
+    Ok(functions)
 }
 
 fn model_stem(path: &Path) -> String {
@@ -135,12 +240,8 @@ fn model_stem(path: &Path) -> String {
 async fn run(args: ServeArgs) -> Result<(), String> {
     let plan = plan(&args)?;
     let metrics = observability::metrics_handle();
-    let state = AppState::new(
-        plan.max_body,
-        plan.event_timeout,
-        metrics,
-        vec![plan.detector.name.clone()],
-    );
+    let names = plan.functions.iter().map(|f| f.name().to_owned()).collect();
+    let state = AppState::new(plan.max_body, plan.event_timeout, metrics, names);
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let trigger = bind(args.listen, "trigger").await?;
@@ -163,7 +264,7 @@ async fn run(args: ServeArgs) -> Result<(), String> {
         stop_rx.clone(),
     ));
 
-    let loading = tokio::spawn(load(plan.detector.clone(), args.device.is_gpu()));
+    let loading = tokio::spawn(load_all(plan.functions, plan.session));
     tokio::pin!(loading);
     let shutdown = shutdown_signal();
     tokio::pin!(shutdown);
@@ -171,9 +272,11 @@ async fn run(args: ServeArgs) -> Result<(), String> {
     // Wait for the models while answering probes; a signal during load stops at once.
     tokio::select! {
         loaded = &mut loading => {
-            let function = loaded.map_err(|e| format!("model loading task failed: {e}"))??;
-            announce(&function, &args);
-            state.set_ready(Registry::new(vec![function]));
+            let registry = loaded.map_err(|e| format!("model loading task failed: {e}"))??;
+            for function in registry.iter() {
+                announce(function, &args);
+            }
+            state.set_ready(registry);
         }
         _ = &mut shutdown => {
             tracing::info!("stop signal during model load; exiting");
@@ -196,39 +299,74 @@ async fn run(args: ServeArgs) -> Result<(), String> {
     Ok(())
 }
 
-async fn load(settings: DetectorSettings, gpu: bool) -> Result<Function, String> {
-    let max_batch = settings.queue.max_batch;
-    let loaded = tokio::task::spawn_blocking(move || DetectorFunction::load(&settings))
+/// Loads every function (models shared through one pool) and warms them up.
+pub async fn load_all(
+    plans: Vec<FunctionPlan>,
+    session: SessionOptions,
+) -> Result<Registry, String> {
+    let gpu = session.device.is_gpu();
+    let pool = std::sync::Arc::new(ModelPool::new(session));
+    let mut functions = Vec::with_capacity(plans.len());
+    for plan in plans {
+        let name = plan.name().to_owned();
+        let pool = pool.clone();
+        let function = tokio::task::spawn_blocking(move || -> Result<Function, String> {
+            Ok(match &plan {
+                FunctionPlan::Detector(s) => Function::Detector(DetectorFunction::load(s, &pool)?),
+                FunctionPlan::Interactor(s) => {
+                    Function::Interactor(InteractorFunction::load(s, &pool)?)
+                }
+                FunctionPlan::Tracker(s) => Function::Tracker(TrackerFunction::load(s, &pool)?),
+            })
+        })
         .await
-        .map_err(|e| format!("model loading panicked: {e}"))??;
-    // GPUs build kernels (and TensorRT engines) per batch size: warm every size used.
-    let sizes: Vec<usize> = if gpu {
-        let mut sizes: Vec<usize> = std::iter::successors(Some(1usize), |b| Some(b * 2))
-            .take_while(|b| *b < max_batch)
-            .collect();
-        sizes.push(loaded.queue().config().max_batch);
-        sizes.dedup();
-        sizes
-    } else {
-        vec![1]
-    };
-    loaded
-        .warm_up(&sizes)
-        .await
-        .map_err(|e| format!("warm-up of `{}` failed: {e}", loaded.info.name))?;
-    Ok(Function::Detector(loaded))
+        .map_err(|e| format!("loading `{name}` panicked: {e}"))??;
+        let warm = match &function {
+            Function::Detector(d) => {
+                d.warm_up(&batch_sizes(d.queue().config().max_batch, gpu))
+                    .await
+            }
+            Function::Interactor(i) => i.warm_up().await,
+            Function::Tracker(t) => t.warm_up().await,
+        };
+        warm.map_err(|e| format!("warm-up of `{name}` failed: {e}"))?;
+        functions.push(function);
+    }
+    Ok(Registry::new(functions))
+}
+
+/// GPUs build kernels (and TensorRT engines) per batch shape: warm every
+/// power of two up to the largest batch. CPUs need one run.
+fn batch_sizes(max_batch: usize, gpu: bool) -> Vec<usize> {
+    if !gpu {
+        return vec![1];
+    }
+    let mut sizes: Vec<usize> = std::iter::successors(Some(1usize), |b| Some(b * 2))
+        .take_while(|b| *b < max_batch)
+        .collect();
+    sizes.push(max_batch);
+    sizes
 }
 
 fn announce(function: &Function, args: &ServeArgs) {
-    let Function::Detector(detector) = function;
-    let model = &detector.model;
+    let info = function.info();
+    let detail = match function {
+        Function::Detector(d) => format!(
+            "model {} input {}x{} {:?}, {} classes, max batch {}",
+            d.queue().info().path,
+            d.model.input_size[1],
+            d.model.input_size[0],
+            d.model.input_type,
+            d.model.names.len(),
+            d.queue().config().max_batch
+        ),
+        Function::Interactor(_) | Function::Tracker(_) => String::new(),
+    };
     tracing::info!(
-        function = %detector.info.name,
-        model = %detector.queue().info().path,
-        input = %format!("{}x{} {:?}", model.input_size[1], model.input_size[0], model.input_type),
-        classes = model.names.len(),
+        function = %info.name,
+        kind = info.kind.as_str(),
+        detail = %detail,
         device = %args.device,
-        max_batch = detector.queue().config().max_batch,
         listen = %args.listen,
         health = %args.health_listen,
         metrics = %args.metrics_listen,

@@ -33,6 +33,12 @@ pub enum Command {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum TrackerKind {
+    /// Weight-free correlation-filter tracker, no model file needed.
+    Builtin,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum LogFormat {
     Text,
     Json,
@@ -49,6 +55,40 @@ pub struct ServeArgs {
     /// Default: /etc/nuclio/config/processor/processor.yaml when it exists.
     #[arg(long, env = "NUCLIO_ORT_FUNCTION_CONFIG", value_name = "PATH")]
     pub function_config: Option<PathBuf>,
+
+    /// SAM image encoder ONNX (interactor function). Without --sam-decoder the reply is the
+    /// embedding for CVAT's in-browser decoder; the name then defaults to pth-facebookresearch-sam-vit-h.
+    #[arg(long, env = "NUCLIO_ORT_SAM_ENCODER", value_name = "PATH")]
+    pub sam_encoder: Option<PathBuf>,
+
+    /// SAM prompt decoder ONNX: the server decodes masks and replies {mask, bounds, points}.
+    #[arg(
+        long,
+        env = "NUCLIO_ORT_SAM_DECODER",
+        value_name = "PATH",
+        requires = "sam_encoder"
+    )]
+    pub sam_decoder: Option<PathBuf>,
+
+    /// SAM embedding cache capacity in entries.
+    #[arg(long, env = "NUCLIO_ORT_SAM_CACHE_ENTRIES", default_value_t = 32)]
+    pub sam_cache_entries: usize,
+
+    /// SAM embedding cache capacity in bytes.
+    #[arg(long, env = "NUCLIO_ORT_SAM_CACHE_BYTES", default_value_t = 512 * 1024 * 1024)]
+    pub sam_cache_bytes: usize,
+
+    /// Serve a tracker function: `builtin` is the weight-free correlation-filter tracker.
+    #[arg(long, env = "NUCLIO_ORT_TRACKER", value_name = "KIND")]
+    pub tracker: Option<TrackerKind>,
+
+    /// ONNX Siamese tracker for the model-driven tracker mode.
+    #[arg(long, env = "NUCLIO_ORT_TRACKER_MODEL", value_name = "PATH")]
+    pub tracker_model: Option<PathBuf>,
+
+    /// Several functions in one process, described in a YAML file (see docs/functions.md).
+    #[arg(long, env = "NUCLIO_ORT_FUNCTIONS", value_name = "PATH")]
+    pub functions: Option<PathBuf>,
 
     /// Function name (default: from the function config, else the model file name).
     #[arg(long, env = "NUCLIO_ORT_NAME")]

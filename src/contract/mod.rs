@@ -3,6 +3,7 @@
 
 pub mod detector;
 pub mod function_config;
+pub mod functions_file;
 pub mod spec;
 
 use serde::de::DeserializeOwned;

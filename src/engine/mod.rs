@@ -4,12 +4,14 @@
 
 pub mod cpu;
 pub mod device;
+pub mod pool;
 pub mod queue;
 pub mod runtime;
 pub mod session;
 
 pub use self::{
     device::Device,
+    pool::ModelPool,
     queue::{InferenceQueue, QueueConfig, QueueStats},
     runtime::{OrtRuntime, RuntimeError},
     session::{ModelInfo, TensorInfo, TensorType},

@@ -16,7 +16,7 @@ use crate::{
         parse_body,
         spec::{self, LabelSpec},
     },
-    engine::{cpu, session::load_session, session::SessionOptions, InferenceQueue, QueueConfig},
+    engine::{cpu, InferenceQueue, ModelPool, QueueConfig},
     imaging::{decode_base64, decode_image, DecodeLimits},
     models::yolo::{detect::DetectParams, YoloDetect},
     Result,
@@ -28,7 +28,6 @@ pub struct DetectorSettings {
     pub name: String,
     pub model: PathBuf,
     pub config: FunctionConfig,
-    pub session: SessionOptions,
     pub queue: QueueConfig,
     pub defaults: DetectParams,
     pub limits: DecodeLimits,
@@ -47,11 +46,18 @@ pub struct DetectorFunction {
 }
 
 impl DetectorFunction {
-    /// Loads the model and validates it against the label spec (blocking).
-    pub fn load(settings: &DetectorSettings) -> Result<Self, String> {
-        let (session, model_info) = load_session(&settings.model, &settings.session)?;
-        let model = YoloDetect::from_model(&model_info)
-            .map_err(|e| format!("{}: {e}", settings.model.display()))?;
+    /// Loads the model (or shares it from the pool) and validates it against
+    /// the label spec. Blocking.
+    pub fn load(settings: &DetectorSettings, pool: &ModelPool) -> Result<Self, String> {
+        let mut parsed = None;
+        let queue = pool.queue(&settings.model, &settings.name, settings.queue, |info| {
+            parsed = Some(
+                YoloDetect::from_model(info)
+                    .map_err(|e| format!("{}: {e}", settings.model.display()))?,
+            );
+            Ok(())
+        })?;
+        let model = parsed.ok_or("model validation did not run")?;
         let spec_labels = match settings.config.annotations.get("spec") {
             Some(text) if !text.trim().is_empty() => spec::parse_spec(text)?,
             _ => spec::rectangle_labels(&model.names),
@@ -61,38 +67,17 @@ impl DetectorFunction {
             fast_decode_min: settings.fast_decode.then_some(model.input_size),
             ..settings.limits
         };
-        let queue = InferenceQueue::start(session, model_info, settings.queue, &settings.name);
-
-        let mut annotations = settings.config.annotations.clone();
-        annotations.insert("type".into(), Kind::Detector.as_str().into());
-        annotations
-            .entry("name".into())
-            .or_insert_with(|| settings.name.clone());
-        annotations
-            .entry("framework".into())
-            .or_insert_with(|| "onnx".into());
-        annotations.insert("spec".into(), spec::to_json(&spec_labels));
-        let info = FunctionInfo {
-            name: settings.name.clone(),
-            kind: Kind::Detector,
-            namespace: settings
-                .config
-                .namespace
-                .clone()
-                .unwrap_or_else(|| "nuclio".into()),
-            annotations,
-            description: settings.config.description.clone().unwrap_or_else(|| {
-                format!(
-                    "YOLO detector {} on ONNX Runtime (nuclio-ort)",
-                    settings.model.display()
-                )
-            }),
-            runtime: settings
-                .config
-                .runtime
-                .clone()
-                .unwrap_or_else(|| "nuclio-ort".into()),
-        };
+        let mut info = FunctionInfo::from_config(
+            &settings.name,
+            Kind::Detector,
+            &settings.config,
+            format!(
+                "YOLO detector {} on ONNX Runtime (nuclio-ort)",
+                settings.model.display()
+            ),
+        );
+        info.annotations
+            .insert("spec".into(), spec::to_json(&spec_labels));
         Ok(Self {
             info,
             model: Arc::new(model),

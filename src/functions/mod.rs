@@ -3,13 +3,17 @@
 //! HTTP routes only ever look functions up here by name.
 
 pub mod detector;
+pub mod interactor;
+pub mod tracker;
 
 use std::{collections::BTreeMap, sync::Arc};
 
 use bytes::Bytes;
 
-pub use self::detector::DetectorFunction;
-use crate::Result;
+pub use self::{
+    detector::DetectorFunction, interactor::InteractorFunction, tracker::TrackerFunction,
+};
+use crate::{contract::function_config::FunctionConfig, Result};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
@@ -40,15 +44,50 @@ pub struct FunctionInfo {
     pub runtime: String,
 }
 
+impl FunctionInfo {
+    /// Info from the function's Nuclio config, with the kind's own annotations
+    /// on top (`type` always matches what the server actually serves).
+    pub fn from_config(
+        name: &str,
+        kind: Kind,
+        config: &FunctionConfig,
+        description: String,
+    ) -> Self {
+        let mut annotations = config.annotations.clone();
+        annotations.insert("type".into(), kind.as_str().into());
+        annotations
+            .entry("name".into())
+            .or_insert_with(|| name.to_owned());
+        annotations
+            .entry("framework".into())
+            .or_insert_with(|| "onnx".into());
+        Self {
+            name: name.to_owned(),
+            kind,
+            namespace: config.namespace.clone().unwrap_or_else(|| "nuclio".into()),
+            annotations,
+            description: config.description.clone().unwrap_or(description),
+            runtime: config
+                .runtime
+                .clone()
+                .unwrap_or_else(|| "nuclio-ort".into()),
+        }
+    }
+}
+
 /// A loaded, ready function.
 pub enum Function {
     Detector(DetectorFunction),
+    Interactor(InteractorFunction),
+    Tracker(TrackerFunction),
 }
 
 impl Function {
     pub fn info(&self) -> &FunctionInfo {
         match self {
             Function::Detector(f) => &f.info,
+            Function::Interactor(f) => &f.info,
+            Function::Tracker(f) => &f.info,
         }
     }
 
@@ -56,6 +95,8 @@ impl Function {
     pub async fn invoke(&self, body: Bytes) -> Result<Vec<u8>> {
         match self {
             Function::Detector(f) => f.invoke(body).await,
+            Function::Interactor(f) => f.invoke(body).await,
+            Function::Tracker(f) => f.invoke(body).await,
         }
     }
 }

@@ -7,6 +7,7 @@
 //! error type with its HTTP status table, `app` wires the servers together.
 
 pub mod app;
+pub mod bench;
 pub mod config;
 pub mod contract;
 pub mod engine;

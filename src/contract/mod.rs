@@ -4,7 +4,9 @@
 pub mod detector;
 pub mod function_config;
 pub mod functions_file;
+pub mod interactor;
 pub mod spec;
+pub mod tracker;
 
 use serde::de::DeserializeOwned;
 

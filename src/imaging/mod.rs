@@ -5,6 +5,7 @@ pub mod base64;
 pub mod decode;
 pub mod jpeg;
 pub mod letterbox;
+pub mod pil_resize;
 
 pub use self::{
     base64::decode_base64,

@@ -1,6 +1,7 @@
 //! Model-independent post-processing: non-maximum suppression (and, as the
 //! interactor and segmentation functions land, masks, RLE and polygons).
 
+pub mod mask;
 pub mod nms;
 
 pub use self::nms::{nms, Candidate};

@@ -1,0 +1,1 @@
+//! `nuclio-ort bench`: a load generator for any CVAT detector function.

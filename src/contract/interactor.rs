@@ -1,0 +1,1 @@
+//! CVAT interactor (SAM) request and reply types.

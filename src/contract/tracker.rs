@@ -1,0 +1,1 @@
+//! CVAT tracker request and reply types.

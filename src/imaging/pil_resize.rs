@@ -1,0 +1,1 @@
+//! PIL-exact antialiased bilinear resize (SAM preprocessing parity).

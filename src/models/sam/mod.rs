@@ -1,0 +1,1 @@
+//! Segment Anything (SAM) encoders and prompt decoders.

@@ -1,0 +1,1 @@
+//! Binary masks: bounds, largest component, polygons.

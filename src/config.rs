@@ -30,6 +30,8 @@ pub enum Command {
     Serve(Box<ServeArgs>),
     /// Probe the local readiness endpoint; exit 0 when ready, 1 otherwise (Docker HEALTHCHECK).
     Healthcheck(HealthcheckArgs),
+    /// Load-test a function server with CVAT-format requests (works against any Nuclio function).
+    Bench(crate::bench::BenchArgs),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -6,5 +6,6 @@ fn main() -> std::process::ExitCode {
     match cli.command {
         Command::Serve(args) => nuclio_ort::app::serve(*args),
         Command::Healthcheck(args) => nuclio_ort::app::healthcheck(&args),
+        Command::Bench(args) => nuclio_ort::bench::run(&args),
     }
 }

@@ -241,10 +241,13 @@ async fn run(args: ServeArgs) -> Result<(), String> {
     let plan = plan(&args)?;
     let metrics = observability::metrics_handle();
     let names = plan.functions.iter().map(|f| f.name().to_owned()).collect();
-    let state = AppState::new(plan.max_body, plan.event_timeout, metrics, names);
-
     let (stop_tx, stop_rx) = watch::channel(false);
     let trigger = bind(args.listen, "trigger").await?;
+    let http_port = trigger
+        .local_addr()
+        .map(|a| a.port())
+        .unwrap_or(args.listen.port());
+    let state = AppState::new(plan.max_body, plan.event_timeout, metrics, names, http_port);
     let health = bind(args.health_listen, "health").await?;
     let metrics_port = bind(args.metrics_listen, "metrics").await?;
     let mut servers = tokio::task::JoinSet::new();

@@ -19,6 +19,8 @@ pub enum Error {
     InvalidJson(String),
     #[error("field `{0}` is missing")]
     MissingField(&'static str),
+    #[error("header `{0}` is missing")]
+    MissingHeader(&'static str),
     #[error("field `{field}` is invalid: {reason}")]
     InvalidField { field: &'static str, reason: String },
     #[error("field `image` is not valid base64: {0}")]
@@ -64,6 +66,7 @@ impl Error {
             EmptyBody
             | InvalidJson(_)
             | MissingField(_)
+            | MissingHeader(_)
             | InvalidField { .. }
             | InvalidBase64(_)
             | EmptyImage
@@ -85,6 +88,7 @@ impl Error {
             EmptyBody => "empty_body",
             InvalidJson(_) => "invalid_json",
             MissingField(_) => "missing_field",
+            MissingHeader(_) => "missing_header",
             InvalidField { .. } => "invalid_field",
             InvalidBase64(_) => "invalid_base64",
             EmptyImage => "empty_image",

@@ -52,6 +52,7 @@ impl ModelPool {
         check(&info)?;
         let queue = InferenceQueue::start(session, info, config, label);
         queues.insert(key, queue.clone());
+        metrics::gauge!("nuclio_ort_models_loaded").set(queues.len() as f64);
         Ok(queue)
     }
 

@@ -1,7 +1,10 @@
 //! Function invocation: `POST /` (the single function, as Nuclio's HTTP
 //! trigger serves it on any path) and `POST /functions/{name}`.
 
-use std::{sync::Arc, time::Instant};
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
 use axum::{
     body::Body,
@@ -27,7 +30,7 @@ pub async fn invoke_named(
         None => Err(Error::UnknownFunction(name.clone())),
     };
     match function {
-        Ok(function) => run(&state, function, request).await,
+        Ok(function) => run(&state, function, request, None).await,
         Err(e) => e.into_response(),
     }
 }
@@ -53,20 +56,30 @@ pub async fn invoke_default(State(state): State<AppState>, request: Request) -> 
         None => Err(Error::NotReady(state.expected.join(", "))),
     };
     match function {
-        Ok(function) => run(&state, function, request).await,
+        Ok(function) => run(&state, function, request, None).await,
         Err(e) => e.into_response(),
     }
 }
 
 /// Reads the body within the limit, invokes with the event timeout, and
 /// records the request metrics. Exactly one reply per accepted request.
-pub async fn run(state: &AppState, function: Arc<Function>, request: Request) -> Response {
+/// `timeout` (the dashboard's `X-Nuclio-Invoke-Timeout`) tightens the event timeout.
+pub async fn run(
+    state: &AppState,
+    function: Arc<Function>,
+    request: Request,
+    timeout: Option<Duration>,
+) -> Response {
     let started = Instant::now();
     let name = function.info().name.clone();
+    let limit = match (state.event_timeout, timeout) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    };
     let result = async {
         let body = read_body(request, state.max_body).await?;
         let call = function.invoke(body);
-        match state.event_timeout {
+        match limit {
             Some(limit) => tokio::time::timeout(limit, call)
                 .await
                 .map_err(|_| Error::Timeout(limit))?,

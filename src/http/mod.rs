@@ -1,16 +1,19 @@
 //! The three HTTP servers of a Nuclio function container:
 //! the trigger port (invocations and `/__internal/health`, 8080), the health
 //! port (`/live`, `/ready`, 8082) and the metrics port (`/metrics`, 8090).
+//! The trigger port also serves the Nuclio dashboard API subset CVAT uses
+//! (`/api/...`), so CVAT can talk to this server without Nuclio.
 //! No response compression anywhere: the dashboard forwards CVAT's
 //! `Accept-Encoding`, and CVAT expects plain JSON.
 
+pub mod dashboard;
 pub mod health;
 pub mod invoke;
 pub mod metrics;
 pub mod state;
 
 use axum::{
-    routing::{get, post},
+    routing::{any, get, post},
     Router,
 };
 
@@ -20,6 +23,10 @@ pub fn trigger_router(state: AppState) -> Router {
     Router::new()
         .route("/__internal/health", get(health::ready))
         .route("/functions/{name}", post(invoke::invoke_named))
+        .route("/api/functions", get(dashboard::list))
+        .route("/api/functions/{name}", get(dashboard::get))
+        .route("/api/function_invocations", post(dashboard::invoke))
+        .route("/api/{*rest}", any(dashboard::other))
         .fallback(invoke::invoke_default)
         .with_state(state)
 }

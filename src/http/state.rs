@@ -25,6 +25,8 @@ pub struct Inner {
     pub metrics: PrometheusHandle,
     /// Names of the functions being loaded, for `/ready` before the registry exists.
     pub expected: Vec<String>,
+    /// Port of the trigger server, reported as `status.httpPort` by the dashboard API.
+    pub http_port: u16,
 }
 
 impl AppState {
@@ -33,6 +35,7 @@ impl AppState {
         event_timeout: Option<Duration>,
         metrics: PrometheusHandle,
         expected: Vec<String>,
+        http_port: u16,
     ) -> Self {
         Self(Arc::new(Inner {
             registry: OnceLock::new(),
@@ -41,6 +44,7 @@ impl AppState {
             event_timeout,
             metrics,
             expected,
+            http_port,
         }))
     }
 

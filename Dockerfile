@@ -15,8 +15,12 @@ ARG RUNTIME_IMAGE=gcr.io/distroless/cc-debian12:nonroot
 # ---------------------------------------------------------------------------
 FROM ${RUST_IMAGE} AS builder
 WORKDIR /src
-# The crate needs nothing beyond glibc. Native build tools for a future
-# dependency (e.g. cmake/nasm for libjpeg-turbo) would be installed here.
+# libjpeg-turbo is built from the turbojpeg crate's bundled source and linked
+# statically: it needs cmake and nasm here, nothing at run time.
+# hadolint ignore=DL3008
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends cmake nasm \
+    && rm -rf /var/lib/apt/lists/*
 COPY . .
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/usr/local/cargo/git \
@@ -45,7 +49,6 @@ COPY --from=builder /out/nuclio-ort /usr/local/bin/nuclio-ort
 ENV ORT_DYLIB_PATH=/opt/onnxruntime/lib/libonnxruntime.so \
     LD_LIBRARY_PATH=/opt/onnxruntime/lib \
     HOME=/tmp \
-    NUCLIO_ORT_MODEL=/models/model.onnx \
     NUCLIO_ORT_DEVICE=cpu
 
 USER 1000:1000

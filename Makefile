@@ -10,10 +10,19 @@ MODEL ?= $(NUCLIO_ORT_TEST_DATA)/models/yolo11n-coco-640.onnx
 LISTEN ?= 0.0.0.0:8080
 SERVE_ARGS ?=
 
-.PHONY: setup build serve test lint fmt goldens fixtures bench clean
+.PHONY: setup system-deps build serve test lint fmt goldens fixtures bench image-check clean
 
-## setup: install ONNX Runtime (libonnxruntime from the `onnxruntime` wheel) and the test tooling into .venv
-setup: $(VENV)/.installed
+## setup: build tools (cmake, nasm for the bundled libjpeg-turbo) and ONNX Runtime
+## (libonnxruntime from the `onnxruntime` wheel) plus the test tooling into .venv
+setup: system-deps $(VENV)/.installed
+
+system-deps:
+	@missing=""; for tool in cmake nasm; do command -v $$tool >/dev/null || missing="$$missing $$tool"; done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing$$missing"; apt-get update -qq && apt-get install -y -qq $$missing >/dev/null; \
+	  else echo "missing build tools:$$missing (install them, e.g. sudo apt-get install$$missing)"; exit 1; fi; \
+	fi
 
 $(VENV)/.installed: requirements.txt
 	python3 -m venv $(VENV)
@@ -21,7 +30,7 @@ $(VENV)/.installed: requirements.txt
 	@touch $@
 
 ## build: release binary at target/release/nuclio-ort
-build:
+build: system-deps
 	cargo build --release --locked
 
 ## serve: set up, build and serve MODEL (default: the shared YOLO11n 640 model) on LISTEN
@@ -47,6 +56,16 @@ goldens: setup
 ## fixtures: regenerate the SAM ONNX fixtures
 fixtures: setup
 	$(PYTHON) scripts/gen_sam_fixtures.py
+
+## bench: nuclio-ort vs the Python peer, side by side (writes bench/results.md)
+bench: setup build
+	$(PYTHON) bench/compare.py --binary target/release/nuclio-ort --python $(PYTHON) $(BENCH_ARGS)
+
+## image-check: image size budget from the wheels (no Docker needed) and Dockerfile/function.yaml lint
+image-check: setup
+	$(VENV)/bin/pip install --quiet -r scripts/requirements-image.txt
+	$(PYTHON) scripts/image_budget.py
+	$(PYTHON) scripts/lint_dockerfiles.py --require-hadolint
 
 clean:
 	cargo clean

@@ -20,7 +20,8 @@ Runs without Docker. Two layers:
    D06 STOPSIGNAL SIGTERM
    D07 HEALTHCHECK in exec form running `/usr/local/bin/nuclio-ort healthcheck`
    D08 ENTRYPOINT ["/usr/local/bin/nuclio-ort"] and CMD ["serve"]
-   D09 ENV ORT_DYLIB_PATH under /opt/onnxruntime/lib and NUCLIO_ORT_MODEL=/models/model.onnx;
+   D09 ENV ORT_DYLIB_PATH under /opt/onnxruntime/lib, no NUCLIO_ORT_MODEL default (the
+       function yamls choose the function kinds: a default model would add a detector to SAM/tracker);
        CUDA image: NUCLIO_ORT_TRT_CACHE_DIR under /tmp, LD_LIBRARY_PATH has /opt/cuda/lib
    D10 no FROM defaults to an untagged or `latest` image
    D11 Dockerfile.cuda: CUDA_MAJOR default is a variant known to scripts/image_budget.py,
@@ -192,8 +193,8 @@ def check_dockerfile(path: Path, f: Findings) -> None:
             env.update(env_pairs(a))
     if not env.get("ORT_DYLIB_PATH", "").startswith("/opt/onnxruntime/lib/libonnxruntime.so"):
         f.add(where, "D09", "ORT_DYLIB_PATH must point into /opt/onnxruntime/lib")
-    if env.get("NUCLIO_ORT_MODEL") != "/models/model.onnx":
-        f.add(where, "D09", "NUCLIO_ORT_MODEL must default to /models/model.onnx")
+    if "NUCLIO_ORT_MODEL" in env:
+        f.add(where, "D09", "NUCLIO_ORT_MODEL must not be set in the image; function yamls set it")
     if path.name == "Dockerfile.cuda":
         if not env.get("NUCLIO_ORT_TRT_CACHE_DIR", "").startswith("/tmp/"):
             f.add(where, "D09", "NUCLIO_ORT_TRT_CACHE_DIR must be under /tmp (writable emptyDir)")

@@ -81,6 +81,8 @@ pub struct Plan {
     pub session: SessionOptions,
     pub max_body: usize,
     pub event_timeout: Option<Duration>,
+    /// Requests admitted at once (decoding, queued or running); beyond it, 503.
+    pub max_in_flight: usize,
 }
 
 /// Settings every function kind shares, from the command line.
@@ -158,6 +160,9 @@ fn plan(args: &ServeArgs) -> Result<Plan, String> {
             .or(config.max_request_body_size)
             .unwrap_or(ServeArgs::DEFAULT_MAX_BODY),
         event_timeout: args.event_timeout.or(config.event_timeout),
+        // Everything that can be queued, plus what runs and decodes: bounds the
+        // memory of request bodies in flight as well as queue latency.
+        max_in_flight: common.queue.max_queue + common.queue.max_batch + cores,
     })
 }
 
@@ -247,7 +252,8 @@ async fn run(args: ServeArgs) -> Result<(), String> {
         .local_addr()
         .map(|a| a.port())
         .unwrap_or(args.listen.port());
-    let state = AppState::new(plan.max_body, plan.event_timeout, metrics, names, http_port);
+    let state = AppState::new(plan.max_body, plan.event_timeout, metrics, names, http_port)
+        .with_admission(plan.max_in_flight);
     let health = bind(args.health_listen, "health").await?;
     let metrics_port = bind(args.metrics_listen, "metrics").await?;
     let mut servers = tokio::task::JoinSet::new();

@@ -65,17 +65,39 @@ pub struct ProviderOptions {
     pub gpu_mem_limit: Option<usize>,
 }
 
+/// A TensorRT optimisation profile: one engine for batch 1..=max_batch.
 #[derive(Debug, Clone)]
 pub struct TrtProfile {
-    pub input: String,
-    pub chw: [i64; 3],
+    /// Input names with their shapes after the batch axis.
+    pub inputs: Vec<(String, Vec<i64>)>,
     pub max_batch: usize,
 }
 
 impl TrtProfile {
+    /// Profiles need every non-batch dimension fixed; `None` lets TensorRT
+    /// build engines per shape as they come (still cached on disk).
+    pub fn for_inputs(inputs: &[(String, Vec<i64>)], max_batch: usize) -> Option<Self> {
+        let fixed = inputs
+            .iter()
+            .all(|(_, dims)| dims.iter().skip(1).all(|d| *d > 0));
+        (fixed && !inputs.is_empty()).then(|| Self {
+            inputs: inputs
+                .iter()
+                .map(|(name, dims)| (name.clone(), dims.iter().skip(1).copied().collect()))
+                .collect(),
+            max_batch: max_batch.max(1),
+        })
+    }
+
     fn shapes(&self, batch: usize) -> String {
-        let [c, h, w] = self.chw;
-        format!("{}:{batch}x{c}x{h}x{w}", self.input)
+        self.inputs
+            .iter()
+            .map(|(name, dims)| {
+                let rest: String = dims.iter().map(|d| format!("x{d}")).collect();
+                format!("{name}:{batch}{rest}")
+            })
+            .collect::<Vec<_>>()
+            .join(",")
     }
 }
 
@@ -170,12 +192,29 @@ mod tests {
 
     #[test]
     fn tensorrt_profile_covers_batch_range() {
-        let p = TrtProfile {
-            input: "images".into(),
-            chw: [3, 640, 640],
-            max_batch: 8,
-        };
+        let p = TrtProfile::for_inputs(&[("images".into(), vec![-1, 3, 640, 640])], 8).unwrap();
         assert_eq!(p.shapes(1), "images:1x3x640x640");
         assert_eq!(p.shapes(8), "images:8x3x640x640");
+        let two =
+            TrtProfile::for_inputs(&[("a".into(), vec![1, 2]), ("b".into(), vec![1, 3, 4])], 2)
+                .unwrap();
+        assert_eq!(two.shapes(2), "a:2x2,b:2x3x4");
+        assert!(TrtProfile::for_inputs(&[("images".into(), vec![-1, 3, -1, -1])], 8).is_none());
+    }
+
+    #[test]
+    fn gpu_options_are_built_without_a_gpu() {
+        let options = ProviderOptions {
+            fp32_model: true,
+            trt_cache_dir: "/tmp/trt".into(),
+            trt_profile: TrtProfile::for_inputs(&[("images".into(), vec![-1, 3, 640, 640])], 16),
+            gpu_mem_limit: Some(1 << 30),
+        };
+        assert_eq!(cuda(0, &options).name(), "CUDAExecutionProvider");
+        assert_eq!(tensorrt(1, &options).name(), "TensorrtExecutionProvider");
+        assert!(Device::Cpu
+            .execution_providers(&options)
+            .unwrap()
+            .is_empty());
     }
 }

@@ -48,7 +48,7 @@ impl ModelPool {
             check(queue.info())?;
             return Ok(queue.clone());
         }
-        let (session, info) = load_session(path, &self.session)?;
+        let (session, info) = load_session(path, &self.session, config.max_batch)?;
         check(&info)?;
         let queue = InferenceQueue::start(session, info, config, label);
         queues.insert(key, queue.clone());

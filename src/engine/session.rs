@@ -9,7 +9,7 @@ use ort::{
 };
 
 use super::{
-    device::{Device, ProviderOptions},
+    device::{Device, ProviderOptions, TrtProfile},
     runtime::OrtRuntime,
 };
 
@@ -63,10 +63,38 @@ pub struct SessionOptions {
     pub providers: ProviderOptions,
 }
 
-pub fn load_session(path: &Path, options: &SessionOptions) -> Result<(Session, ModelInfo), String> {
+/// Loads `path` on the configured device. `max_batch` sizes TensorRT's
+/// optimisation profile, so one engine serves every batch the queue forms.
+pub fn load_session(
+    path: &Path,
+    options: &SessionOptions,
+    max_batch: usize,
+) -> Result<(Session, ModelInfo), String> {
     let runtime = OrtRuntime::get().map_err(|e| e.to_string())?;
     if !path.is_file() {
         return Err(format!("model file {} does not exist", path.display()));
+    }
+    let mut options = options.clone();
+    if matches!(options.device, Device::TensorRt(_)) && options.providers.trt_profile.is_none() {
+        // Input names and shapes are only known from the model: read them on the CPU first.
+        let cpu = SessionOptions {
+            device: Device::Cpu,
+            ..options.clone()
+        };
+        let (_, info) = load_session(path, &cpu, max_batch)?;
+        let inputs: Vec<_> = info
+            .inputs
+            .iter()
+            .map(|i| (i.name.clone(), i.shape.clone()))
+            .collect();
+        options.providers.trt_profile = TrtProfile::for_inputs(&inputs, max_batch);
+        options.providers.fp32_model = info.inputs.iter().all(|i| i.ty != TensorType::F16);
+        if let Err(e) = std::fs::create_dir_all(&options.providers.trt_cache_dir) {
+            return Err(format!(
+                "TensorRT cache directory {} is not writable: {e} (set --trt-cache-dir to a writable path, e.g. an emptyDir)",
+                options.providers.trt_cache_dir.display()
+            ));
+        }
     }
     let providers = options.device.execution_providers(&options.providers)?;
     let fail = |e: ort::Error| format!("{}: {e}", path.display());

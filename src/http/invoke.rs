@@ -77,6 +77,14 @@ pub async fn run(
         (a, b) => a.or(b),
     };
     let result = async {
+        // Refuse quickly when full, before reading a byte of the body.
+        let _permit = state.admission.clone().try_acquire_owned().map_err(|_| {
+            metrics::counter!("nuclio_ort_rejected_total", "model" => name.clone(), "reason" => "in_flight").increment(1);
+            Error::Overloaded(format!(
+                "{} requests are already in flight (limit --max-queue + --max-batch + cores = {})",
+                state.max_in_flight, state.max_in_flight
+            ))
+        })?;
         let body = read_body(request, state.max_body).await?;
         let call = function.invoke(body);
         match limit {
@@ -90,7 +98,8 @@ pub async fn run(
     let response = match result {
         Ok(json) => ([(header::CONTENT_TYPE, "application/json")], json).into_response(),
         Err(error) => {
-            if error.status().is_server_error() {
+            // Overload (503) and timeouts (504) are expected under load: no log flood.
+            if error.status() == StatusCode::INTERNAL_SERVER_ERROR {
                 tracing::warn!(function = %name, kind = error.kind(), error = %error, "invocation failed");
             } else {
                 tracing::debug!(function = %name, kind = error.kind(), error = %error, "invocation refused");

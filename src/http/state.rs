@@ -9,6 +9,7 @@ use std::{
 };
 
 use metrics_exporter_prometheus::PrometheusHandle;
+use tokio::sync::Semaphore;
 
 use crate::functions::Registry;
 
@@ -27,6 +28,9 @@ pub struct Inner {
     pub expected: Vec<String>,
     /// Port of the trigger server, reported as `status.httpPort` by the dashboard API.
     pub http_port: u16,
+    /// Admission: one permit per request in flight (body read, decoding, queued, running).
+    pub admission: Arc<Semaphore>,
+    pub max_in_flight: usize,
 }
 
 impl AppState {
@@ -45,7 +49,18 @@ impl AppState {
             metrics,
             expected,
             http_port,
+            admission: Arc::new(Semaphore::new(Semaphore::MAX_PERMITS)),
+            max_in_flight: Semaphore::MAX_PERMITS,
         }))
+    }
+
+    /// Limits the requests in flight; set before the state is shared.
+    pub fn with_admission(mut self, max_in_flight: usize) -> Self {
+        if let Some(inner) = Arc::get_mut(&mut self.0) {
+            inner.admission = Arc::new(Semaphore::new(max_in_flight.max(1)));
+            inner.max_in_flight = max_in_flight.max(1);
+        }
+        self
     }
 
     pub fn registry(&self) -> Option<&Arc<Registry>> {

@@ -234,3 +234,133 @@ fn single_detector_is_listed_got_and_invoked_like_nuclio() {
         assert!(status == 404 || status == 405, "{method} {path}: {status}");
     }
 }
+
+/// One process serving a detector, both SAM modes (sharing one encoder) and
+/// the tracker: CVAT lists all four and invokes each through the dashboard API.
+#[test]
+fn multi_function_process_serves_every_kind_to_cvat() {
+    let Some(shared) = require_shared!() else {
+        return;
+    };
+    let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/sam");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("functions.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"functions:
+  - name: yolo11n-detector
+    kind: detector
+    model: {model}
+    description: YOLO11n on ONNX Runtime
+    annotations: {{name: "YOLO11n"}}
+    options: {{threshold: 0.3}}
+  - name: pth-facebookresearch-sam-vit-h
+    kind: interactor
+    encoder: {encoder}
+  - name: sam-server
+    kind: interactor
+    encoder: {encoder}
+    decoder: {decoder}
+  - name: tracker
+    kind: tracker
+"#,
+            model = shared.join("models/yolo11n-coco-640.onnx").display(),
+            encoder = fixtures.join("encoder.onnx").display(),
+            decoder = fixtures.join("decoder.onnx").display(),
+        ),
+    )
+    .expect("write functions.yaml");
+    let server = Server::start(&["--functions", config.to_str().expect("path")]);
+
+    let list = get(&server.url("/api/functions")).json();
+    let functions = list.as_object().expect("object");
+    let mut kinds: Vec<(&str, &str)> = functions
+        .iter()
+        .map(|(name, f)| {
+            validate_function(name, f);
+            (
+                name.as_str(),
+                f["metadata"]["annotations"]["type"].as_str().expect("type"),
+            )
+        })
+        .collect();
+    kinds.sort();
+    assert_eq!(
+        kinds,
+        vec![
+            ("pth-facebookresearch-sam-vit-h", "interactor"),
+            ("sam-server", "interactor"),
+            ("tracker", "tracker"),
+            ("yolo11n-detector", "detector"),
+        ]
+    );
+    assert_eq!(
+        functions["yolo11n-detector"]["metadata"]["annotations"]["name"],
+        "YOLO11n"
+    );
+    let ready = get(&server.health_url("/ready")).json();
+    assert_eq!(ready["functions"].as_array().expect("functions").len(), 4);
+    // Three model files (YOLO, SAM encoder, SAM decoder): the shared encoder is loaded once.
+    let metrics = String::from_utf8(get(&server.metrics_url()).body).expect("utf8");
+    assert!(metrics.contains("nuclio_ort_models_loaded 3"), "{metrics}");
+    // With several functions, POST / has no default: the reply says where to go.
+    assert_eq!(common::post(&server.url("/"), b"{}").status, 404);
+
+    let image = b64(&shared.join("images/chelsea.jpg"));
+    let detections = cvat_invoke(&server, "yolo11n-detector", &json!({"image": image}));
+    assert_eq!(detections.status, 200);
+    assert_eq!(detections.json()[0]["label"], "cat");
+
+    let blob = cvat_invoke(
+        &server,
+        "pth-facebookresearch-sam-vit-h",
+        &json!({"image": image, "pos_points": [[200.0, 150.0]], "neg_points": [], "obj_bbox": null}),
+    );
+    assert_eq!(blob.status, 200, "{}", String::from_utf8_lossy(&blob.body));
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(blob.json()["blob"].as_str().expect("blob"))
+        .expect("base64");
+    assert_eq!(bytes.len(), 4 * 256 * 64 * 64);
+
+    let mask = cvat_invoke(
+        &server,
+        "sam-server",
+        &json!({"image": image, "pos_points": [[200.0, 150.0]], "neg_points": [], "obj_bbox": null}),
+    );
+    assert_eq!(mask.status, 200, "{}", String::from_utf8_lossy(&mask.body));
+    let mask = mask.json();
+    let rows = mask["mask"].as_array().expect("mask rows");
+    let bounds: Vec<f64> = mask["bounds"]
+        .as_array()
+        .expect("bounds")
+        .iter()
+        .map(|v| v.as_f64().expect("number"))
+        .collect();
+    assert_eq!(
+        rows.len() as f64,
+        bounds[3] - bounds[1] + 1.0,
+        "mask rows cover the inclusive bounds"
+    );
+    assert_eq!(
+        rows[0].as_array().expect("row").len() as f64,
+        bounds[2] - bounds[0] + 1.0
+    );
+    assert!(mask["points"].as_array().expect("points").len() >= 3);
+
+    let init = cvat_invoke(
+        &server,
+        "tracker",
+        &json!({"image": image, "shapes": [[95.0, 30.0, 375.0, 290.0]], "states": []}),
+    );
+    assert_eq!(init.status, 200, "{}", String::from_utf8_lossy(&init.body));
+    let init = init.json();
+    assert_eq!(init["shapes"], json!([[95.0, 30.0, 375.0, 290.0]]));
+    let step = cvat_invoke(
+        &server,
+        "tracker",
+        &json!({"image": image, "shapes": init["shapes"], "states": init["states"]}),
+    );
+    assert_eq!(step.status, 200);
+    assert_eq!(step.json()["shapes"].as_array().expect("shapes").len(), 1);
+}

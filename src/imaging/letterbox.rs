@@ -10,6 +10,7 @@
 //! image is written once, in place, into its slot of the batch tensor.
 
 use image::RgbImage;
+use rayon::prelude::*;
 
 /// Pad value of Ultralytics' letterbox (grey 114).
 const PAD: u8 = 114;
@@ -78,22 +79,66 @@ pub fn letterbox_into(
 
     let (nw, nh) = (plan.new_width as usize, plan.new_height as usize);
     let (left, top) = (plan.pad_left as usize, plan.pad_top as usize);
-    let mut write_row = |y: usize, rgb: &[u8]| {
-        let offset = (top + y) * dw + left;
-        for (c, channel) in out.chunks_exact_mut(plane).enumerate() {
-            let row = &mut channel[offset..offset + nw];
-            for (dst, px) in row.iter_mut().zip(rgb.chunks_exact(3)) {
-                *dst = f32::from(px[c]) * (1.0 / 255.0);
+    let resize = (nw, nh) != (src.width() as usize, src.height() as usize);
+    let (xt, yt) = if resize {
+        (
+            taps(src.width() as usize, nw),
+            taps(src.height() as usize, nh),
+        )
+    } else {
+        (Vec::new(), Vec::new())
+    };
+    // The image rows of each plane, cut into bands resized in parallel: a 4K
+    // frame is one request's latency, and at concurrency 1 the other cores idle.
+    let bands = rayon::current_num_threads().clamp(1, 8);
+    let band_rows = nh.div_ceil(bands).max(1);
+    fn region(
+        plane: &mut [f32],
+        rows: std::ops::Range<usize>,
+        dw: usize,
+        band: usize,
+    ) -> Vec<&mut [f32]> {
+        plane[rows.start * dw..rows.end * dw]
+            .chunks_mut(band * dw)
+            .collect()
+    }
+    let region = |p| region(p, top..top + nh, dw, band_rows);
+    let mut planes = out.chunks_exact_mut(plane);
+    let (Some(r), Some(g), Some(b)) = (planes.next(), planes.next(), planes.next()) else {
+        return plan;
+    };
+    let work: Vec<_> = region(r)
+        .into_iter()
+        .zip(region(g))
+        .zip(region(b))
+        .enumerate()
+        .collect();
+    work.into_par_iter().for_each(|(band, ((r, g), b))| {
+        let y0 = band * band_rows;
+        let y1 = (y0 + band_rows).min(nh);
+        let mut write_row = |y: usize, rgb: &[u8]| {
+            let offset = (y - y0) * dw + left;
+            for (c, channel) in [&mut *r, &mut *g, &mut *b].into_iter().enumerate() {
+                let row = &mut channel[offset..offset + nw];
+                for (dst, px) in row.iter_mut().zip(rgb.chunks_exact(3)) {
+                    *dst = f32::from(px[c]) * (1.0 / 255.0);
+                }
+            }
+        };
+        if resize {
+            resize_linear_rows(src, &xt, &yt[y0..y1], y0, &mut write_row);
+        } else {
+            for (y, row) in src
+                .as_raw()
+                .chunks_exact(nw * 3)
+                .enumerate()
+                .take(y1)
+                .skip(y0)
+            {
+                write_row(y, row);
             }
         }
-    };
-    if (nw, nh) == (src.width() as usize, src.height() as usize) {
-        for (y, row) in src.as_raw().chunks_exact(nw * 3).enumerate() {
-            write_row(y, row);
-        }
-    } else {
-        resize_linear_rows(src, nw, nh, write_row);
-    }
+    });
     plan
 }
 
@@ -134,10 +179,17 @@ fn taps(src_len: usize, dst_len: usize) -> Vec<Tap> {
 /// Resizes `src` to `nw × nh` with OpenCV `INTER_LINEAR` semantics on 8-bit
 /// data, handing each finished RGB row to `emit`. Horizontally resized source
 /// rows are cached, so every source row is filtered at most once.
-fn resize_linear_rows(src: &RgbImage, nw: usize, nh: usize, mut emit: impl FnMut(usize, &[u8])) {
+/// `yt` are the taps of output rows `first..first + yt.len()`, so bands of
+/// one image can be resized independently.
+fn resize_linear_rows(
+    src: &RgbImage,
+    xt: &[Tap],
+    yt: &[Tap],
+    first: usize,
+    mut emit: impl FnMut(usize, &[u8]),
+) {
     let (sw, sh) = (src.width() as usize, src.height() as usize);
-    let xt = taps(sw, nw);
-    let yt = taps(sh, nh);
+    let nw = xt.len();
     let raw = src.as_raw();
     let hresize = |sy: usize, out: &mut [i32]| {
         let row = &raw[sy * sw * 3..(sy + 1) * sw * 3];
@@ -181,7 +233,7 @@ fn resize_linear_rows(src: &RgbImage, nw: usize, nh: usize, mut emit: impl FnMut
             let v = (((s0 >> 4) * b0) >> 16) + (((s1 >> 4) * b1) >> 16);
             *dst = ((v + 2) >> 2).clamp(0, 255) as u8;
         }
-        emit(dy, &line);
+        emit(first + dy, &line);
     }
 }
 
@@ -232,9 +284,26 @@ mod tests {
             src.put_pixel(x as u32, 0, image::Rgb([v, v, v]));
         }
         let mut got = Vec::new();
-        resize_linear_rows(&src, 6, 1, |_, row| {
+        resize_linear_rows(&src, &taps(3, 6), &taps(1, 1), 0, |_, row: &[u8]| {
             got.extend(row.iter().step_by(3).copied())
         });
         assert_eq!(got, vec![0, 25, 75, 125, 175, 200]);
+    }
+
+    #[test]
+    fn parallel_bands_give_the_same_pixels_as_one_band() {
+        let src = RgbImage::from_fn(333, 517, |x, y| {
+            image::Rgb([(x * 7 + y) as u8, (x ^ y) as u8, (x * y) as u8])
+        });
+        let run = |threads: usize| {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap();
+            let mut out = vec![0.0; 3 * 96 * 128];
+            pool.install(|| letterbox_into(&src, 128, 96, &mut out));
+            out
+        };
+        assert_eq!(run(1), run(5));
     }
 }

@@ -3,5 +3,6 @@
 
 pub mod mask;
 pub mod nms;
+pub mod rle;
 
 pub use self::nms::{nms, Candidate};

@@ -13,6 +13,7 @@ use axum::{
     response::{IntoResponse, Response},
 };
 use bytes::Bytes;
+use http_body_util::BodyExt;
 
 use super::AppState;
 use crate::{functions::Function, Error, Result};
@@ -77,14 +78,15 @@ pub async fn run(
         (a, b) => a.or(b),
     };
     let result = async {
-        // Refuse quickly when full, before reading a byte of the body.
-        let _permit = state.admission.clone().try_acquire_owned().map_err(|_| {
+        // Refuse quickly when full, without buffering the body.
+        let Ok(_permit) = state.admission.clone().try_acquire_owned() else {
             metrics::counter!("nuclio_ort_rejected_total", "model" => name.clone(), "reason" => "in_flight").increment(1);
-            Error::Overloaded(format!(
+            discard_body(request, state.max_body).await;
+            return Err(Error::Overloaded(format!(
                 "{} requests are already in flight (limit --max-queue + --max-batch + cores = {})",
                 state.max_in_flight, state.max_in_flight
-            ))
-        })?;
+            )));
+        };
         let body = read_body(request, state.max_body).await?;
         let call = function.invoke(body);
         match limit {
@@ -111,12 +113,39 @@ pub async fn run(
     response
 }
 
-async fn read_body(request: Request, limit: usize) -> Result<Bytes> {
-    let declared = request
+fn declared_length(request: &Request) -> Option<u64> {
+    request
         .headers()
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
+        .and_then(|v| v.parse::<u64>().ok())
+}
+
+/// Reads and drops the body of a refused request, chunk by chunk (flat
+/// memory). A reply sent while the client is still uploading ends in a
+/// connection reset: the client would see "broken pipe" instead of the 503
+/// and its Retry-After. Bounded by the body limit and a few seconds.
+async fn discard_body(request: Request, limit: usize) {
+    if declared_length(&request).is_some_and(|len| len > limit as u64) {
+        return;
+    }
+    let mut body = request.into_body();
+    let drain = async {
+        let mut seen = 0usize;
+        while let Some(Ok(frame)) = body.frame().await {
+            seen += frame.data_ref().map_or(0, |d| d.len());
+            if seen > limit {
+                break;
+            }
+        }
+    };
+    let _ = tokio::time::timeout(DISCARD_DEADLINE, drain).await;
+}
+
+const DISCARD_DEADLINE: Duration = Duration::from_secs(5);
+
+async fn read_body(request: Request, limit: usize) -> Result<Bytes> {
+    let declared = declared_length(&request);
     // Refuse before reading a byte when the client announces too much.
     if declared.is_some_and(|len| len > limit as u64) {
         return Err(Error::BodyTooLarge { limit });

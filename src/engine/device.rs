@@ -106,6 +106,14 @@ impl Device {
         !matches!(self, Device::Cpu)
     }
 
+    /// The GPU ordinal, `None` on the CPU.
+    pub fn ordinal(&self) -> Option<i32> {
+        match *self {
+            Device::Cpu => None,
+            Device::Cuda(id) | Device::TensorRt(id) => Some(id),
+        }
+    }
+
     /// The providers to register, most preferred first. Checks that the loaded
     /// ONNX Runtime library was built with them and says how to fix it if not.
     pub fn execution_providers(

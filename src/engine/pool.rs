@@ -50,7 +50,7 @@ impl ModelPool {
         }
         let (session, info) = load_session(path, &self.session, config.max_batch)?;
         check(&info)?;
-        let queue = InferenceQueue::start(session, info, config, label);
+        let queue = InferenceQueue::start(session, info, config, label, self.session.device);
         queues.insert(key, queue.clone());
         metrics::gauge!("nuclio_ort_models_loaded").set(queues.len() as f64);
         Ok(queue)

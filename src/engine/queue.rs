@@ -22,12 +22,16 @@ use std::{
 use half::f16;
 use ndarray::{ArrayD, Axis, IxDyn};
 use ort::{
+    memory::{AllocationDevice, Allocator, AllocatorType, MemoryInfo, MemoryType},
     session::{Session, SessionInputValue},
     value::Tensor,
 };
 use tokio::sync::oneshot;
 
-use super::session::{ModelInfo, TensorType};
+use super::{
+    session::{ModelInfo, TensorType},
+    Device,
+};
 use crate::{Error, Result};
 
 #[derive(Debug, Clone, Copy)]
@@ -70,8 +74,15 @@ pub struct InferenceQueue {
 }
 
 impl InferenceQueue {
-    /// Starts the worker thread that owns `session`.
-    pub fn start(session: Session, info: ModelInfo, mut config: QueueConfig, label: &str) -> Self {
+    /// Starts the worker thread that owns `session`. On a GPU `device` batch
+    /// inputs are staged in pinned host memory.
+    pub fn start(
+        session: Session,
+        info: ModelInfo,
+        mut config: QueueConfig,
+        label: &str,
+        device: Device,
+    ) -> Self {
         // A static batch axis caps the batch; the worker pads short batches.
         if let Some(batch) = info.inputs.first().and_then(|i| i.static_batch()) {
             config.max_batch = config.max_batch.min(batch).max(1);
@@ -81,8 +92,10 @@ impl InferenceQueue {
         let stats = Arc::new(QueueStats::default());
         let info = Arc::new(info);
         let label: Arc<str> = Arc::from(label);
+        let pinned = pinned_allocator(&session, device, &label);
         let worker = Worker {
             session,
+            pinned,
             info: info.clone(),
             config,
             stats: stats.clone(),
@@ -180,8 +193,31 @@ impl InferenceQueue {
     }
 }
 
+/// ONNX Runtime's CUDA-pinned host allocator (arena-backed, so a batch buffer
+/// per run is cheap). Without it the CUDA EP first copies pageable input into
+/// a staging buffer of its own; failing to get one only costs that copy.
+fn pinned_allocator(session: &Session, device: Device, label: &str) -> Option<Allocator> {
+    let ordinal = device.ordinal()?;
+    let allocator = MemoryInfo::new(
+        AllocationDevice::CUDA_PINNED,
+        ordinal,
+        AllocatorType::Device,
+        MemoryType::CPUInput,
+    )
+    .and_then(|info| Allocator::new(session, info));
+    match allocator {
+        Ok(allocator) => Some(allocator),
+        Err(e) => {
+            tracing::warn!(model = %label, error = %e, "no pinned host memory for batch inputs; using pageable memory");
+            None
+        }
+    }
+}
+
 struct Worker {
     session: Session,
+    /// Pinned host memory for batch inputs on GPU sessions; `None` on the CPU.
+    pinned: Option<Allocator>,
     info: Arc<ModelInfo>,
     config: QueueConfig,
     stats: Arc<QueueStats>,
@@ -263,7 +299,8 @@ impl Worker {
         for group in groups {
             let started = Instant::now();
             let n = group.len();
-            let result = self.execute(&group);
+            let mut group = group;
+            let result = self.execute(&mut group);
             let run = started.elapsed();
             metrics::histogram!("nuclio_ort_inference_seconds", "model" => self.label.to_string())
                 .record(run.as_secs_f64());
@@ -290,40 +327,16 @@ impl Worker {
         }
     }
 
-    /// Stacks the group's inputs along the batch axis, runs the session, and
-    /// splits every output back per request.
-    fn execute(&mut self, group: &[Job]) -> Result<Vec<Vec<ArrayD<f32>>>, String> {
+    /// Writes the group's inputs into one batch tensor per model input, runs
+    /// the session, and splits every output back per request.
+    fn execute(&mut self, group: &mut [Job]) -> Result<Vec<Vec<ArrayD<f32>>>, String> {
         let n = group.len();
         let static_batch = self.info.inputs.first().and_then(|i| i.static_batch());
         let batch = static_batch.unwrap_or(n).max(n);
         let mut feeds: Vec<(Cow<'static, str>, SessionInputValue<'static>)> = Vec::new();
-        for (i, input) in self.info.inputs.iter().enumerate() {
-            let views: Vec<_> = group
-                .iter()
-                .map(|j| {
-                    j.inputs
-                        .get(i)
-                        .map(|a| a.view())
-                        .ok_or("missing model input")
-                })
-                .collect::<Result<_, _>>()?;
-            let mut stacked = ndarray::concatenate(Axis(0), &views).map_err(|e| e.to_string())?;
-            if batch > n {
-                // Static batch larger than the group: pad with zeros, ignore their outputs.
-                let mut dims = stacked.shape().to_vec();
-                dims[0] = batch - n;
-                let pad = ArrayD::<f32>::zeros(IxDyn(&dims));
-                stacked = ndarray::concatenate(Axis(0), &[stacked.view(), pad.view()])
-                    .map_err(|e| e.to_string())?;
-            }
-            let value: SessionInputValue<'static> = match input.ty {
-                TensorType::F16 => Tensor::from_array(stacked.mapv(f16::from_f32))
-                    .map_err(|e| e.to_string())?
-                    .into(),
-                _ => Tensor::from_array(stacked)
-                    .map_err(|e| e.to_string())?
-                    .into(),
-            };
+        for i in 0..self.info.inputs.len() {
+            let input = &self.info.inputs[i];
+            let value = self.batch_input(i, input.ty, group, batch)?;
             feeds.push((Cow::Owned(input.name.clone()), value));
         }
         let outputs = self.session.run(feeds).map_err(|e| e.to_string())?;
@@ -332,25 +345,181 @@ impl Worker {
             let value = outputs
                 .get(&output.name)
                 .ok_or_else(|| format!("model produced no output `{}`", output.name))?;
-            let array: ArrayD<f32> = match output.ty {
-                TensorType::F16 => value
-                    .try_extract_array::<f16>()
-                    .map_err(|e| e.to_string())?
-                    .mapv(f16::to_f32),
-                _ => value
-                    .try_extract_array::<f32>()
-                    .map_err(|e| e.to_string())?
-                    .to_owned(),
-            };
-            let batched = array.ndim() > 0 && array.shape()[0] == batch;
-            for (k, slot) in per_job.iter_mut().enumerate() {
-                slot.push(if batched {
-                    array.slice_axis(Axis(0), (k..k + 1).into()).to_owned()
-                } else {
-                    array.clone()
-                });
+            // One copy out of ONNX Runtime's buffer, straight into each request's slice.
+            match output.ty {
+                TensorType::F16 => {
+                    let array = value
+                        .try_extract_array::<f16>()
+                        .map_err(|e| e.to_string())?;
+                    split_outputs(&array, batch, &mut per_job, f16::to_f32);
+                }
+                _ => {
+                    let array = value
+                        .try_extract_array::<f32>()
+                        .map_err(|e| e.to_string())?;
+                    split_outputs(&array, batch, &mut per_job, |v| v);
+                }
             }
         }
         Ok(per_job)
+    }
+
+    /// Input `i` of the whole batch. A lone f32 request on host memory hands
+    /// its own tensor over (no copy); otherwise every request is written once
+    /// into the batch buffer (pinned host memory on GPU sessions, so the
+    /// upload is a DMA) and rows beyond the group are zero padding.
+    fn batch_input(
+        &self,
+        i: usize,
+        ty: TensorType,
+        group: &mut [Job],
+        batch: usize,
+    ) -> Result<SessionInputValue<'static>, String> {
+        let first = group
+            .first()
+            .and_then(|j| j.inputs.get(i))
+            .ok_or("missing model input")?;
+        let mut dims = first.shape().to_vec();
+        let per_request = first.len();
+        // A batch of one keeps the input's own shape (SAM's `orig_im_size` has no batch axis).
+        if batch > 1 {
+            if dims.first() != Some(&1) {
+                return Err(format!(
+                    "input {i} has no batch axis of 1 to stack on: {dims:?}"
+                ));
+            }
+            dims[0] = batch;
+        }
+        if batch == 1 && ty != TensorType::F16 && self.pinned.is_none() {
+            let own = std::mem::replace(&mut group[0].inputs[i], ArrayD::zeros(IxDyn(&[0])));
+            return Ok(Tensor::from_array(own).map_err(|e| e.to_string())?.into());
+        }
+        match ty {
+            TensorType::F16 => {
+                let mut tensor = self.alloc::<f16>(&dims)?;
+                fill_batch(
+                    tensor.extract_tensor_mut().1,
+                    group,
+                    i,
+                    per_request,
+                    f16::from_f32,
+                )?;
+                Ok(tensor.into())
+            }
+            _ => {
+                let mut tensor = self.alloc::<f32>(&dims)?;
+                fill_batch(tensor.extract_tensor_mut().1, group, i, per_request, |v| v)?;
+                Ok(tensor.into())
+            }
+        }
+    }
+
+    fn alloc<T>(&self, dims: &[usize]) -> Result<Tensor<T>, String>
+    where
+        T: ort::value::PrimitiveTensorElementType + std::fmt::Debug + Clone + Default + 'static,
+    {
+        match &self.pinned {
+            Some(allocator) => Tensor::<T>::new(allocator, dims.to_vec()),
+            None => Tensor::from_array((dims.to_vec(), vec![T::default(); dims.iter().product()])),
+        }
+        .map_err(|e| e.to_string())
+    }
+}
+
+/// Copies each request's input `i` into its row of `data` (converting the
+/// element type on the way) and zeroes the padding rows.
+fn fill_batch<T: Copy + Default>(
+    data: &mut [T],
+    group: &[Job],
+    i: usize,
+    per_request: usize,
+    convert: impl Fn(f32) -> T,
+) -> Result<(), String> {
+    let mut rows = data.chunks_exact_mut(per_request.max(1));
+    for job in group {
+        let (row, input) = rows
+            .next()
+            .zip(job.inputs.get(i))
+            .ok_or("batch buffer smaller than the group")?;
+        if input.len() != per_request {
+            return Err(format!(
+                "input {i} differs in size within a batch ({} vs {per_request})",
+                input.len()
+            ));
+        }
+        match input.as_slice() {
+            Some(src) => row.iter_mut().zip(src).for_each(|(d, s)| *d = convert(*s)),
+            None => row
+                .iter_mut()
+                .zip(input.iter())
+                .for_each(|(d, s)| *d = convert(*s)),
+        }
+    }
+    rows.for_each(|row| row.fill(T::default()));
+    Ok(())
+}
+
+/// Gives every request its slice of a batched output (batch axis kept as 1);
+/// outputs without a batch axis go to every request whole.
+fn split_outputs<T: Copy>(
+    array: &ndarray::ArrayViewD<'_, T>,
+    batch: usize,
+    per_job: &mut [Vec<ArrayD<f32>>],
+    convert: impl Fn(T) -> f32,
+) {
+    let batched = array.ndim() > 0 && array.shape()[0] == batch;
+    for (k, slot) in per_job.iter_mut().enumerate() {
+        let view = if batched {
+            array.slice_axis(Axis(0), (k..k + 1).into())
+        } else {
+            array.view()
+        };
+        slot.push(view.mapv(&convert));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn job(values: &[f32]) -> Job {
+        let (reply, _rx) = oneshot::channel();
+        Job {
+            inputs: vec![
+                ArrayD::from_shape_vec(IxDyn(&[1, values.len()]), values.to_vec()).expect("shape"),
+            ],
+            reply,
+            enqueued: Instant::now(),
+        }
+    }
+
+    #[test]
+    fn batch_rows_are_the_requests_then_zero_padding() {
+        let group = [job(&[1.0, 2.0]), job(&[3.0, 4.0])];
+        let mut data = vec![9.0f32; 6];
+        fill_batch(&mut data, &group, 0, 2, |v| v).expect("fits");
+        assert_eq!(data, [1.0, 2.0, 3.0, 4.0, 0.0, 0.0]);
+
+        let mut halves = vec![f16::from_f32(9.0); 4];
+        fill_batch(&mut halves, &group, 0, 2, f16::from_f32).expect("fits");
+        assert_eq!(halves[3], f16::from_f32(4.0));
+
+        let uneven = [job(&[1.0, 2.0]), job(&[3.0])];
+        assert!(fill_batch(&mut data, &uneven, 0, 2, |v| v).is_err());
+        assert!(fill_batch(&mut data[..2], &group, 0, 2, |v| v).is_err());
+    }
+
+    #[test]
+    fn outputs_split_per_request_or_shared_when_unbatched() {
+        let batched = ArrayD::from_shape_vec(IxDyn(&[3, 2]), vec![1.0f32, 2.0, 3.0, 4.0, 5.0, 6.0])
+            .expect("shape");
+        let mut per_job = vec![Vec::new(), Vec::new()];
+        split_outputs(&batched.view(), 3, &mut per_job, |v| v);
+        assert_eq!(per_job[1][0].shape(), &[1, 2]);
+        assert_eq!(per_job[1][0].as_slice(), Some(&[3.0, 4.0][..]));
+
+        let shared = ArrayD::from_shape_vec(IxDyn(&[2]), vec![7.0f32, 8.0]).expect("shape");
+        split_outputs(&shared.view(), 3, &mut per_job, |v| v);
+        assert_eq!(per_job[0][1].as_slice(), Some(&[7.0, 8.0][..]));
     }
 }

@@ -59,7 +59,9 @@ fixtures: setup
 
 ## bench: nuclio-ort vs the Python peer, side by side (writes bench/results.md)
 bench: setup build
-	$(PYTHON) bench/compare.py --binary target/release/nuclio-ort --python $(PYTHON) $(BENCH_ARGS)
+	cargo build --release --locked --example preprocess_timing
+	$(PYTHON) bench/compare.py --binary target/release/nuclio-ort --python $(PYTHON) \
+	  --preprocess-example target/release/examples/preprocess_timing $(BENCH_ARGS)
 
 ## image-check: image size budget from the wheels (no Docker needed) and Dockerfile/function.yaml lint
 image-check: setup

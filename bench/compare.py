@@ -15,8 +15,12 @@ Regimes:
   model-bound   yolo11n-coco-640.onnx + scene-1080p.jpg: throughput and
                 p50/p99 at concurrency 1, 4 and 16
   memory        peak and current RSS of every server (/proc)
-  overload      concurrency 64 against nuclio-ort with a small --max-queue:
-                every request answered, rejections fast, accepted p99 bounded
+  overload      concurrency 64 against nuclio-ort with a small --max-queue
+                (and --max-batch 1: on a CPU batching adds no throughput, only
+                latency): every request answered, rejections fast, accepted p99
+                bounded. Twice: clients that honour Retry-After (as the 503
+                asks) and clients that retry at once (a flood: on this 2-core
+                machine the flood itself starves the server of CPU)
 
     cargo build --release [--example preprocess_timing]
     python3 bench/compare.py --binary target/release/nuclio-ort --python .venv/bin/python [--quick]
@@ -44,7 +48,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 DECODE_MODEL, DECODE_IMAGE = "yolo11n-coco-320.onnx", "scene-4k.jpg"
 MODEL_MODEL, MODEL_IMAGE = "yolo11n-coco-640.onnx", "scene-1080p.jpg"
-MODEL_CONCURRENCY = (1, 4, 16)
+MODEL_CONCURRENCY = (1, 4, 8, 16)
 OVERLOAD_CONCURRENCY = 64
 
 
@@ -187,7 +191,7 @@ class Compare:
 
     # -- load ------------------------------------------------------------------------------
 
-    def bench(self, server: ServerProcess, image: str, concurrency: int, duration: float, warmup=None) -> dict:
+    def bench(self, server: ServerProcess, image: str, concurrency: int, duration: float, warmup=None, extra=()) -> dict:
         cmd = [
             self.args.binary, "bench", "--url", server.url,
             "--image", str(self.data / "images" / image),
@@ -196,6 +200,7 @@ class Compare:
             "--warmup", str(concurrency if warmup is None else warmup),
             "--timeout", "60s",
             "--json",
+            *extra,
         ]
         out = subprocess.run(cmd, capture_output=True, text=True)
         if out.returncode not in (0, 1) or not out.stdout.strip():
@@ -247,15 +252,17 @@ class Compare:
         return result
 
     def overload(self) -> dict:
-        q = self.args.max_queue
-        log(f"overload: {MODEL_MODEL} + {MODEL_IMAGE}, --max-queue {q}, concurrency {OVERLOAD_CONCURRENCY}")
-        ours = self.start_ours("nuclio-ort-q", MODEL_MODEL, "--max-queue", str(q))
+        q, b = self.args.max_queue, self.args.max_batch
+        log(f"overload: {MODEL_MODEL} + {MODEL_IMAGE}, --max-queue {q} --max-batch {b}, concurrency {OVERLOAD_CONCURRENCY}")
+        ours = self.start_ours("nuclio-ort-q", MODEL_MODEL, "--max-queue", str(q), "--max-batch", str(b))
         ours.wait_ready()
         unloaded = self.bench(ours, MODEL_IMAGE, 1, self.slice)
-        loaded = self.bench(ours, MODEL_IMAGE, OVERLOAD_CONCURRENCY, self.slice * 1.5, warmup=0)
+        polite = self.bench(ours, MODEL_IMAGE, OVERLOAD_CONCURRENCY, self.slice * 1.5, warmup=0,
+                            extra=("--honor-retry-after",))
+        flood = self.bench(ours, MODEL_IMAGE, OVERLOAD_CONCURRENCY, self.slice * 1.5, warmup=0)
         rss = ours.rss_mib()
         self.stop_all()
-        return {"max_queue": q, "unloaded": unloaded, "loaded": loaded, "rss": rss}
+        return {"max_queue": q, "max_batch": b, "unloaded": unloaded, "polite": polite, "flood": flood, "rss": rss}
 
     def preprocess(self) -> str:
         if not self.args.preprocess_example:
@@ -393,29 +400,43 @@ def report(c: Compare, m: dict, dec: dict, mod: dict, ovl: dict, pre: str, start
     L.append("")
 
     # overload
-    u, o = ovl["unloaded"], ovl["loaded"]
-    rejected = o["errors"].get("503", {"count": 0, "latency_ms": {"p50": float('nan'), "p99": float('nan'), "max": float('nan')}})
-    other = {k: v["count"] for k, v in o["errors"].items() if k != "503"}
-    L.append(f"## Overload: nuclio-ort, `--max-queue {ovl['max_queue']}`, concurrency {OVERLOAD_CONCURRENCY}, `{MODEL_MODEL}` + `{MODEL_IMAGE}`")
-    L.append("")
-    L.append("| | value |")
-    L.append("|---|---|")
-    L.append(f"| requests answered | {o['requests']} in {o['duration_s']:.1f} s: {o['ok']} ok, {rejected['count']} rejected (503), other errors: {', '.join(f'{k} {v}' for k, v in other.items()) or 'none'} |")
-    L.append(f"| accepted throughput | {o['ok_per_s']:.2f} req/s (unloaded c=1: {u['ok_per_s']:.2f} req/s) |")
-    L.append(f"| rejection (503) latency p50 / p99 / max (ms) | {rejected['latency_ms']['p50']:.1f} / {rejected['latency_ms']['p99']:.1f} / {rejected['latency_ms']['max']:.1f} |")
-    L.append(f"| accepted latency p50 / p99 (ms) | {o['latency_ms']['p50']:.0f} / {o['latency_ms']['p99']:.0f} |")
-    L.append(f"| unloaded latency p50 / p99 (ms, c=1) | {u['latency_ms']['p50']:.0f} / {u['latency_ms']['p99']:.0f} |")
+    u = ovl["unloaded"]
+    runs = (("clients honour Retry-After", ovl["polite"]), ("clients retry at once", ovl["flood"]))
+    nan = float("nan")
+    no503 = {"count": 0, "latency_ms": {"p50": nan, "p99": nan, "max": nan}}
     unl = u["latency_ms"]["p99"]
-    L.append(f"| accepted p99 / unloaded p99 | {o['latency_ms']['p99'] / unl:.1f}x |" if unl else "| accepted p99 / unloaded p99 | n/a |")
-    L.append(f"| RSS peak / now (MiB) | {ovl['rss'][1]:.0f} / {ovl['rss'][0]:.0f} |")
+    L.append(f"## Overload: nuclio-ort, `--max-queue {ovl['max_queue']} --max-batch {ovl['max_batch']}`, "
+             f"concurrency {OVERLOAD_CONCURRENCY}, `{MODEL_MODEL}` + `{MODEL_IMAGE}`")
     L.append("")
-    for kind, e in o["errors"].items():
-        if kind != "503":
-            L.append(f"- `{kind}` errors ({e['count']}, p50 {e['latency_ms']['p50']:.1f} ms): `{e['example'][:160]}`")
-    if other:
-        L.append("- Errors other than 503 mean the client did not get an answer (e.g. the connection "
-                 "was closed while the request body was still being sent).")
-        L.append("")
+    L.append("| | " + " | ".join(name for name, _ in runs) + " |")
+    L.append("|---|" + "---|" * len(runs))
+
+    def row(label, fn):
+        L.append(f"| {label} | " + " | ".join(fn(o) for _, o in runs) + " |")
+
+    def other(o):
+        return {k: v["count"] for k, v in o["errors"].items() if k != "503"}
+
+    def rej(o):
+        return o["errors"].get("503", no503)
+
+    row("requests answered", lambda o: f"{o['requests']} in {o['duration_s']:.1f} s: {o['ok']} ok, {rej(o)['count']} rejected (503), "
+        f"unanswered: {', '.join(f'{k} {v}' for k, v in other(o).items()) or 'none'}")
+    row("accepted throughput (req/s)", lambda o: f"{o['ok_per_s']:.2f} (unloaded {u['ok_per_s']:.2f})")
+    row("503 latency p50 / p99 / max (ms)", lambda o: f"{rej(o)['latency_ms']['p50']:.1f} / {rej(o)['latency_ms']['p99']:.1f} / {rej(o)['latency_ms']['max']:.1f}")
+    row("accepted latency p50 / p99 (ms)", lambda o: f"{o['latency_ms']['p50']:.0f} / {o['latency_ms']['p99']:.0f}")
+    row("accepted p99 / unloaded p99", lambda o: f"**{o['latency_ms']['p99'] / unl:.1f}x**" if unl else "n/a")
+    L.append("")
+    L.append(f"Unloaded (c=1): p50 {u['latency_ms']['p50']:.0f} ms, p99 {unl:.0f} ms. "
+             f"RSS peak / now: {ovl['rss'][1]:.0f} / {ovl['rss'][0]:.0f} MiB. The load generator runs on the "
+             "same 2 cores: a flood of immediate retries spends them on sending and draining request bodies, "
+             "which is why accepted throughput and latency suffer there.")
+    L.append("")
+    for _, o in runs:
+        for kind, e in o["errors"].items():
+            if kind != "503":
+                L.append(f"- `{kind}` errors ({e['count']}, p50 {e['latency_ms']['p50']:.1f} ms): `{e['example'][:160]}`")
+    L.append("")
 
     if pre:
         L.append("## Preprocessing, one core (`bench/preprocess_peer.py`)")
@@ -434,7 +455,8 @@ def main():
     ap.add_argument("--quick", action="store_true", help="short run (~3-4 min): 2 rounds of 4 s")
     ap.add_argument("--rounds", type=int, default=0, help="alternating rounds per configuration (default 3, quick 2)")
     ap.add_argument("--slice", type=float, default=0, help="seconds per run (default 12, quick 4)")
-    ap.add_argument("--max-queue", type=int, default=4, help="--max-queue of the overload run")
+    ap.add_argument("--max-queue", type=int, default=1, help="--max-queue of the overload run")
+    ap.add_argument("--max-batch", type=int, default=1, help="--max-batch of the overload run")
     ap.add_argument("--preprocess-example", help="built examples/preprocess_timing: adds the one-core preprocessing table")
     ap.add_argument("--out", default=str(ROOT / "bench" / "results.md"))
     args = ap.parse_args()

@@ -148,6 +148,7 @@ fn plan(args: &ServeArgs) -> Result<Plan, String> {
         session: SessionOptions {
             device: args.device,
             intra_threads: args.threads,
+            spin: args.spin,
             providers: ProviderOptions {
                 fp32_model: true,
                 trt_cache_dir: args.trt_cache_dir.clone(),

@@ -41,7 +41,12 @@ pub struct LoadPlan {
     pub timeout: Duration,
     /// Draw a progress bar on stderr (only when it is a terminal).
     pub progress: bool,
+    /// After a 503 with `Retry-After`, the worker waits that long (at most
+    /// `MAX_RETRY_AFTER`) before its next request, as a polite client does.
+    pub honor_retry_after: bool,
 }
+
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(10);
 
 #[derive(Default)]
 struct Counters {
@@ -106,6 +111,8 @@ impl WorkerStats {
 struct Failure {
     kind: String,
     message: String,
+    /// The reply's `Retry-After`, in whole seconds as this server sends it.
+    retry_after: Option<Duration>,
 }
 
 /// `Ok(number of shapes in the reply)` or why the request failed.
@@ -115,6 +122,7 @@ fn failure(kind: impl Into<String>, message: impl Into<String>) -> Failure {
     Failure {
         kind: kind.into(),
         message: message.into(),
+        retry_after: None,
     }
 }
 
@@ -148,6 +156,12 @@ fn send(agent: &ureq::Agent, url: &str, body: &[u8]) -> Outcome {
         .send(body)
         .map_err(|e| failure(classify(&e), e.to_string()))?;
     let status = response.status();
+    let retry_after = response
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map(Duration::from_secs);
     // Read the whole reply even on errors: it keeps the connection reusable.
     let reply = response
         .body_mut()
@@ -157,7 +171,9 @@ fn send(agent: &ureq::Agent, url: &str, body: &[u8]) -> Outcome {
         .map_err(|e| failure(classify(&e), e.to_string()))?;
     if !status.is_success() {
         let text = String::from_utf8_lossy(&reply[..reply.len().min(200)]).into_owned();
-        return Err(failure(status.as_str(), text));
+        let mut failed = failure(status.as_str(), text);
+        failed.retry_after = retry_after;
+        return Err(failed);
     }
     serde_json::from_slice::<Vec<IgnoredAny>>(&reply)
         .map(|shapes| shapes.len())
@@ -204,6 +220,10 @@ fn worker(plan: &LoadPlan, counters: &Counters, barrier: &Barrier) -> WorkerStat
         let outcome = send(&agent, &plan.url, &plan.body);
         let micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
         let connect_failed = is_connect(&outcome);
+        let pause = match &outcome {
+            Err(f) if plan.honor_retry_after => f.retry_after.map(|d| d.min(MAX_RETRY_AFTER)),
+            _ => None,
+        };
         if outcome.is_err() {
             counters.failed.fetch_add(1, Ordering::Relaxed);
         }
@@ -212,6 +232,11 @@ fn worker(plan: &LoadPlan, counters: &Counters, barrier: &Barrier) -> WorkerStat
         counters.done.fetch_add(1, Ordering::Relaxed);
         if connect_failed {
             thread::sleep(CONNECT_BACKOFF);
+        }
+        if let Some(pause) = pause {
+            // Never past the end of a timed run.
+            let left = deadline.map_or(pause, |d| d.saturating_duration_since(Instant::now()));
+            thread::sleep(pause.min(left));
         }
     }
     stats

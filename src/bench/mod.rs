@@ -61,6 +61,12 @@ pub struct BenchArgs {
     #[arg(long, default_value = "120s", value_parser = humantime::parse_duration)]
     pub timeout: Duration,
 
+    /// After a 503 carrying `Retry-After`, a worker waits that long before its
+    /// next request, as a well-behaved client would. Off by default: an
+    /// impolite closed loop that retries at once is the harsher test.
+    #[arg(long)]
+    pub honor_retry_after: bool,
+
     /// Print the summary as one JSON object (for scripts such as bench/compare.py).
     #[arg(long)]
     pub json: bool,
@@ -137,6 +143,7 @@ pub fn run(args: &BenchArgs) -> ExitCode {
         warmup: args.warmup,
         timeout: args.timeout,
         progress: true,
+        honor_retry_after: args.honor_retry_after,
     };
     let mut summary = run_load(&plan);
     summary.image = args.image.display().to_string();

@@ -60,6 +60,8 @@ impl ModelInfo {
 pub struct SessionOptions {
     pub device: Device,
     pub intra_threads: Option<usize>,
+    /// Intra-op threads busy-wait between operators (ORT's default; ours is off).
+    pub spin: bool,
     pub providers: ProviderOptions,
 }
 
@@ -104,6 +106,9 @@ pub fn load_session(
         .map_err(|e| fail(e.into()))?
         // Requests arrive one at a time per model thread; ORT's own pool does the parallel work.
         .with_inter_threads(1)
+        .map_err(|e| fail(e.into()))?
+        // ORT's pool busy-waits between operators by default (`--spin`).
+        .with_intra_op_spinning(options.spin)
         .map_err(|e| fail(e.into()))?;
     if let Some(threads) = options.intra_threads {
         builder = builder

@@ -13,7 +13,7 @@ use crate::engine::Device;
     name = "nuclio-ort",
     version,
     about = "ONNX Runtime inference server for CVAT AI tools (Nuclio function contract)",
-    long_about = "Serves YOLO detectors (and later SAM interactors and trackers) to CVAT through the \
+    long_about = "Serves YOLO detectors, SAM interactors and trackers to CVAT through the \
                   Nuclio function contract: POST / with CVAT's JSON, readiness on \
                   :8080/__internal/health, liveness on :8082/live, Prometheus metrics on :8090/metrics.\n\n\
                   ONNX Runtime is loaded at run time from ORT_DYLIB_PATH, else next to the binary, \
@@ -88,7 +88,7 @@ pub struct ServeArgs {
     #[arg(long, env = "NUCLIO_ORT_TRACKER_MODEL", value_name = "PATH")]
     pub tracker_model: Option<PathBuf>,
 
-    /// Several functions in one process, described in a YAML file (see docs/functions.md).
+    /// Several functions in one process, described in a YAML file (see docs/cvat.md).
     #[arg(long, env = "NUCLIO_ORT_FUNCTIONS", value_name = "PATH")]
     pub functions: Option<PathBuf>,
 

@@ -271,7 +271,7 @@ fn clicks_are_in_the_exif_upright_frame() {
 
 /// Latency of the first click on a new frame against a click on a cached
 /// frame, and reply sizes (docs/sam.md). Prints; asserts only that the cache
-/// saves time. `cargo test --release --test sam_server latency -- --nocapture`.
+/// saves time. `cargo test --test sam_server first_click -- --nocapture`.
 #[test]
 fn first_click_versus_cached_click() {
     let Some(shared) = require_shared!() else {

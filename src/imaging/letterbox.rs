@@ -75,10 +75,9 @@ pub fn letterbox_into(
     let (dw, dh) = (dst_width as usize, dst_height as usize);
     let plane = dw * dh;
     debug_assert_eq!(out.len(), 3 * plane);
-    out.fill(f32::from(PAD) / 255.0);
-
     let (nw, nh) = (plan.new_width as usize, plan.new_height as usize);
     let (left, top) = (plan.pad_left as usize, plan.pad_top as usize);
+    fill_padding(out, dw, dh, (left, top, nw, nh));
     let resize = (nw, nh) != (src.width() as usize, src.height() as usize);
     let (xt, yt) = if resize {
         (
@@ -118,11 +117,15 @@ pub fn letterbox_into(
         let y1 = (y0 + band_rows).min(nh);
         let mut write_row = |y: usize, rgb: &[u8]| {
             let offset = (y - y0) * dw + left;
-            for (c, channel) in [&mut *r, &mut *g, &mut *b].into_iter().enumerate() {
-                let row = &mut channel[offset..offset + nw];
-                for (dst, px) in row.iter_mut().zip(rgb.chunks_exact(3)) {
-                    *dst = f32::from(px[c]) * (1.0 / 255.0);
-                }
+            let span = offset..offset + nw;
+            let planes = r[span.clone()]
+                .iter_mut()
+                .zip(&mut g[span.clone()])
+                .zip(&mut b[span]);
+            for (((r, g), b), px) in planes.zip(rgb.chunks_exact(3)) {
+                *r = f32::from(px[0]) * (1.0 / 255.0);
+                *g = f32::from(px[1]) * (1.0 / 255.0);
+                *b = f32::from(px[2]) * (1.0 / 255.0);
             }
         };
         if resize {
@@ -140,6 +143,26 @@ pub fn letterbox_into(
         }
     });
     plan
+}
+
+/// Writes the grey border around the `(left, top, width, height)` image
+/// rectangle of each plane; the rectangle itself is written by the resize, so
+/// filling it too would touch every float of the tensor twice.
+fn fill_padding(
+    out: &mut [f32],
+    dw: usize,
+    dh: usize,
+    (left, top, nw, nh): (usize, usize, usize, usize),
+) {
+    let pad = f32::from(PAD) / 255.0;
+    for plane in out.chunks_exact_mut(dw * dh) {
+        plane[..top * dw].fill(pad);
+        plane[(top + nh) * dw..].fill(pad);
+        for row in plane[top * dw..(top + nh) * dw].chunks_exact_mut(dw) {
+            row[..left].fill(pad);
+            row[left + nw..].fill(pad);
+        }
+    }
 }
 
 /// One output tap of OpenCV's linear interpolation: source index and weights.
@@ -193,12 +216,13 @@ fn resize_linear_rows(
     let raw = src.as_raw();
     let hresize = |sy: usize, out: &mut [i32]| {
         let row = &raw[sy * sw * 3..(sy + 1) * sw * 3];
-        for (dx, t) in xt.iter().enumerate() {
+        for (px, t) in out.chunks_exact_mut(3).zip(xt) {
             let s0 = t.index * 3;
             let s1 = (t.index + 1).min(sw - 1) * 3;
-            for c in 0..3 {
-                out[dx * 3 + c] = i32::from(row[s0 + c]) * t.w0 + i32::from(row[s1 + c]) * t.w1;
-            }
+            let (a, b) = (&row[s0..s0 + 3], &row[s1..s1 + 3]);
+            px[0] = i32::from(a[0]) * t.w0 + i32::from(b[0]) * t.w1;
+            px[1] = i32::from(a[1]) * t.w0 + i32::from(b[1]) * t.w1;
+            px[2] = i32::from(a[2]) * t.w0 + i32::from(b[2]) * t.w1;
         }
     };
     // Two cached horizontal rows, tagged with the source row they hold.

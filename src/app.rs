@@ -428,14 +428,15 @@ pub fn healthcheck(args: &HealthcheckArgs) -> ExitCode {
         .timeout_global(Some(args.timeout))
         .build()
         .into();
-    match agent.get(&args.url).call() {
+    let url = args.probe_url();
+    match agent.get(&url).call() {
         Ok(response) if response.status().is_success() => ExitCode::SUCCESS,
         Ok(response) => {
-            eprintln!("not ready: {} answered {}", args.url, response.status());
+            eprintln!("not ready: {url} answered {}", response.status());
             ExitCode::FAILURE
         }
         Err(e) => {
-            eprintln!("not ready: {}: {e}", args.url);
+            eprintln!("not ready: {url}: {e}");
             ExitCode::FAILURE
         }
     }

@@ -197,6 +197,24 @@ pub struct ServeArgs {
     pub log_format: LogFormat,
 }
 
+impl HealthcheckArgs {
+    /// The URL to probe: `--url`, else `/ready` on the local health port
+    /// (an unspecified listen address means "every interface", so loopback).
+    pub fn probe_url(&self) -> String {
+        if let Some(url) = &self.url {
+            return url.clone();
+        }
+        let mut addr = self.health_listen;
+        if addr.ip().is_unspecified() {
+            addr.set_ip(match addr.ip() {
+                std::net::IpAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+                std::net::IpAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+            });
+        }
+        format!("http://{addr}/ready")
+    }
+}
+
 impl ServeArgs {
     /// Default `maxRequestBodySize` of a Nuclio HTTP trigger in CVAT's function.yaml files.
     pub const DEFAULT_MAX_BODY: usize = 32 * 1024 * 1024;
@@ -204,13 +222,15 @@ impl ServeArgs {
 
 #[derive(Debug, Clone, Args)]
 pub struct HealthcheckArgs {
-    /// Readiness URL to probe.
-    #[arg(
-        long,
-        env = "NUCLIO_ORT_HEALTHCHECK_URL",
-        default_value = "http://127.0.0.1:8082/ready"
-    )]
-    pub url: String,
+    /// Readiness URL to probe [default: `/ready` on the port of
+    /// NUCLIO_ORT_HEALTH_LISTEN, so a moved health port needs no second
+    /// setting, else http://127.0.0.1:8082/ready].
+    #[arg(long, env = "NUCLIO_ORT_HEALTHCHECK_URL")]
+    pub url: Option<String>,
+
+    /// The server's health listen address, read to build the default URL.
+    #[arg(long, env = "NUCLIO_ORT_HEALTH_LISTEN", default_value = "0.0.0.0:8082")]
+    pub health_listen: SocketAddr,
 
     /// Give up after this long.
     #[arg(long, default_value = "3s", value_parser = humantime::parse_duration)]
@@ -226,6 +246,40 @@ mod tests {
     #[test]
     fn cli_definition_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn healthcheck_probes_the_configured_health_port() {
+        let parse = |args: &[&str]| match Cli::try_parse_from(args).expect("parses").command {
+            Command::Healthcheck(h) => h.probe_url(),
+            other => panic!("not a healthcheck: {other:?}"),
+        };
+        assert_eq!(
+            parse(&["nuclio-ort", "healthcheck"]),
+            "http://127.0.0.1:8082/ready"
+        );
+        assert_eq!(
+            parse(&[
+                "nuclio-ort",
+                "healthcheck",
+                "--health-listen",
+                "0.0.0.0:9092"
+            ]),
+            "http://127.0.0.1:9092/ready"
+        );
+        assert_eq!(
+            parse(&["nuclio-ort", "healthcheck", "--health-listen", "[::]:9092"]),
+            "http://[::1]:9092/ready"
+        );
+        assert_eq!(
+            parse(&[
+                "nuclio-ort",
+                "healthcheck",
+                "--url",
+                "http://10.0.0.1:1/ready"
+            ]),
+            "http://10.0.0.1:1/ready"
+        );
     }
 
     #[test]

@@ -222,6 +222,9 @@ fn single_detector_is_listed_got_and_invoked_like_nuclio() {
         ("DELETE", "/api/functions/x"),
         ("GET", "/api/projects"),
         ("POST", "/api/function_builds"),
+        ("PUT", "/api/function_invocations"),
+        ("PATCH", "/functions/x"),
+        ("POST", "/__internal/health"),
     ] {
         let r = common::agent().run(
             ureq::http::Request::builder()
@@ -230,8 +233,20 @@ fn single_detector_is_listed_got_and_invoked_like_nuclio() {
                 .body(())
                 .expect("request"),
         );
-        let status = r.map(|r| r.status().as_u16()).unwrap_or(0);
+        let (status, body) = r
+            .map(|mut r| {
+                let body = r.body_mut().read_to_string().unwrap_or_default();
+                (r.status().as_u16(), body)
+            })
+            .unwrap_or((0, String::new()));
         assert!(status == 404 || status == 405, "{method} {path}: {status}");
+        // CVAT shows the error text: every refusal is the JSON of the error table.
+        let json: serde_json::Value = serde_json::from_str(&body)
+            .unwrap_or_else(|e| panic!("{method} {path}: body {body:?} is not JSON: {e}"));
+        assert!(
+            json["error"].as_str().is_some_and(|e| e.contains(path)) && json["kind"].is_string(),
+            "{method} {path}: {json}"
+        );
     }
 }
 

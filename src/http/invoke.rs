@@ -36,16 +36,21 @@ pub async fn invoke_named(
     }
 }
 
+/// A method the path does not serve: a hint instead of an empty 405.
+pub async fn wrong_method(request: Request) -> Response {
+    Error::MethodNotAllowed(format!(
+        "{} {}: invoke the function with POST and a CVAT JSON body",
+        request.method(),
+        request.uri().path()
+    ))
+    .into_response()
+}
+
 /// Nuclio's trigger invokes the function for any method and path; CVAT uses
 /// `POST /`. A GET is answered with a hint instead of an image error.
 pub async fn invoke_default(State(state): State<AppState>, request: Request) -> Response {
     if request.method() != Method::POST {
-        return Error::MethodNotAllowed(format!(
-            "{} {}: invoke the function with POST and a CVAT JSON body",
-            request.method(),
-            request.uri().path()
-        ))
-        .into_response();
+        return wrong_method(request).await;
     }
     let function = match state.registry() {
         Some(registry) => registry.single().ok_or_else(|| {

@@ -21,11 +21,28 @@ pub use self::state::AppState;
 
 pub fn trigger_router(state: AppState) -> Router {
     Router::new()
-        .route("/__internal/health", get(health::ready))
-        .route("/functions/{name}", post(invoke::invoke_named))
-        .route("/api/functions", get(dashboard::list))
-        .route("/api/functions/{name}", get(dashboard::get))
-        .route("/api/function_invocations", post(dashboard::invoke))
+        // A known path with another method gets the JSON 405 of the error
+        // table (axum's own 405 has an empty body).
+        .route(
+            "/__internal/health",
+            get(health::ready).fallback(invoke::wrong_method),
+        )
+        .route(
+            "/functions/{name}",
+            post(invoke::invoke_named).fallback(invoke::wrong_method),
+        )
+        .route(
+            "/api/functions",
+            get(dashboard::list).fallback(dashboard::other),
+        )
+        .route(
+            "/api/functions/{name}",
+            get(dashboard::get).fallback(dashboard::other),
+        )
+        .route(
+            "/api/function_invocations",
+            post(dashboard::invoke).fallback(dashboard::other),
+        )
         .route("/api/{*rest}", any(dashboard::other))
         .fallback(invoke::invoke_default)
         .with_state(state)

@@ -296,10 +296,9 @@ impl Worker {
                 None => groups.push(vec![job]),
             }
         }
-        for group in groups {
+        for mut group in groups {
             let started = Instant::now();
             let n = group.len();
-            let mut group = group;
             let result = self.execute(&mut group);
             let run = started.elapsed();
             metrics::histogram!("nuclio_ort_inference_seconds", "model" => self.label.to_string())
@@ -334,8 +333,7 @@ impl Worker {
         let static_batch = self.info.inputs.first().and_then(|i| i.static_batch());
         let batch = static_batch.unwrap_or(n).max(n);
         let mut feeds: Vec<(Cow<'static, str>, SessionInputValue<'static>)> = Vec::new();
-        for i in 0..self.info.inputs.len() {
-            let input = &self.info.inputs[i];
+        for (i, input) in self.info.inputs.iter().enumerate() {
             let value = self.batch_input(i, input.ty, group, batch)?;
             feeds.push((Cow::Owned(input.name.clone()), value));
         }

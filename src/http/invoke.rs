@@ -36,21 +36,29 @@ pub async fn invoke_named(
     }
 }
 
-/// A method the path does not serve: a hint instead of an empty 405.
-pub async fn wrong_method(request: Request) -> Response {
+/// A method the path does not serve: the error table's JSON 405 saying what
+/// the path does answer (axum's own 405 has an empty body).
+pub fn wrong_method(request: &Request, answers: &str) -> Response {
     Error::MethodNotAllowed(format!(
-        "{} {}: invoke the function with POST and a CVAT JSON body",
+        "{} {}: this path answers {answers}",
         request.method(),
         request.uri().path()
     ))
     .into_response()
 }
 
+const INVOKE: &str = "POST with a CVAT JSON body";
+
+/// `wrong_method` for the invocation paths.
+pub async fn not_an_invocation(request: Request) -> Response {
+    wrong_method(&request, INVOKE)
+}
+
 /// Nuclio's trigger invokes the function for any method and path; CVAT uses
 /// `POST /`. A GET is answered with a hint instead of an image error.
 pub async fn invoke_default(State(state): State<AppState>, request: Request) -> Response {
     if request.method() != Method::POST {
-        return wrong_method(request).await;
+        return wrong_method(&request, INVOKE);
     }
     let function = match state.registry() {
         Some(registry) => registry.single().ok_or_else(|| {

@@ -13,6 +13,7 @@ pub mod metrics;
 pub mod state;
 
 use axum::{
+    extract::Request,
     routing::{any, get, post},
     Router,
 };
@@ -25,11 +26,13 @@ pub fn trigger_router(state: AppState) -> Router {
         // table (axum's own 405 has an empty body).
         .route(
             "/__internal/health",
-            get(health::ready).fallback(invoke::wrong_method),
+            get(health::ready).fallback(|request: Request| async move {
+                invoke::wrong_method(&request, "GET (readiness)")
+            }),
         )
         .route(
             "/functions/{name}",
-            post(invoke::invoke_named).fallback(invoke::wrong_method),
+            post(invoke::invoke_named).fallback(invoke::not_an_invocation),
         )
         .route(
             "/api/functions",
